@@ -1,0 +1,71 @@
+# rlnorm: every target installs what it needs first, so `make train` and `make test`
+# work on a fresh clone.  GPU users: `make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"`
+# (or any pip requirement for torch); the default is the CPU build.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+EXTRAS ?= test,minatar
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONFIG ?= configs/default.yaml
+RUNS ?= runs
+PORT ?= 6006
+# Extra arguments for agents.train / agents.sweep, e.g. ARGS="total_timesteps=20000 seeds=[0]"
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install test test-all lint format train train-atari train-recurrent train-pixelcnn pixelcnn-data \
+        sweep compare tensorboard bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+train: install
+	$(PY) -m agents.train $(CONFIG) $(ARGS)
+
+train-atari: install
+	$(PY) -m agents.train configs/atari.yaml $(ARGS)
+
+train-recurrent: install
+	$(PY) -m agents.train configs/recurrent.yaml $(ARGS)
+
+pixelcnn-data: install
+	$(PY) -m agents.pixelcnn_data configs/pixelcnn.yaml $(ARGS)
+
+train-pixelcnn: install
+	$(PY) -m agents.train_pixelcnn configs/pixelcnn.yaml $(ARGS)
+
+sweep: install
+	$(PY) -m agents.sweep $(CONFIG) $(ARGS)
+
+compare: install
+	$(PY) -m agents.compare $(RUNS) $(ARGS)
+
+tensorboard: install
+	$(PY) -m tensorboard.main --logdir $(RUNS) --port $(PORT) --bind_all
+
+bench: install
+	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
