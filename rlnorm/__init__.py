@@ -1,0 +1,41 @@
+"""rlnorm: batch-independent normalization (weight norm, layer norm, ...) for deep RL and recurrent models.
+
+The library is PyTorch-only; the Stable-Baselines3 integration lives in the ``agents`` package.
+"""
+
+from rlnorm.diagnostics import batch_dependence, layer_statistics, train_eval_gap
+from rlnorm.init import init_weights_, kaiming_normal_, kaiming_uniform_, orthogonal_, xavier_normal_, xavier_uniform_
+from rlnorm.layers import LAYER_NORMS, check_norm, conv2d, linear
+from rlnorm.norms import NORM_KINDS, make_norm
+from rlnorm.weight_norm import (
+    MeanOnlyBatchNorm,
+    apply_weight_norm,
+    data_dependent_init_,
+    enable_weight_cache,
+    is_weight_normalized,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LAYER_NORMS",
+    "NORM_KINDS",
+    "MeanOnlyBatchNorm",
+    "apply_weight_norm",
+    "batch_dependence",
+    "check_norm",
+    "conv2d",
+    "data_dependent_init_",
+    "enable_weight_cache",
+    "init_weights_",
+    "is_weight_normalized",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "layer_statistics",
+    "linear",
+    "make_norm",
+    "orthogonal_",
+    "train_eval_gap",
+    "xavier_normal_",
+    "xavier_uniform_",
+]

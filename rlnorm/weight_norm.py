@@ -1,0 +1,208 @@
+"""Weight normalization (Salimans & Kingma, 2016) on top of ``torch.nn.utils.parametrizations.weight_norm``.
+
+A weight-normalized layer computes with ``w = g * v / ||v||`` (one ``g`` and one norm per output unit), so the
+length of each weight vector is decoupled from its direction and, unlike batch norm, no sample's output
+depends on the rest of its batch. Torch keeps the reparametrization itself (and its fused kernel); this module
+adds what it lacks:
+
+* :func:`data_dependent_init_` -- the paper's initialization from one batch: pre-activations start with zero
+  mean and unit variance per unit;
+* :class:`MeanOnlyBatchNorm` -- the paper's companion: subtract the batch mean, no division;
+* :func:`enable_weight_cache` -- compute each normalized weight once per forward pass instead of at every access.
+
+Gradients, as autograd computes them through the reparametrization (tested against these closed forms)::
+
+    dL/dg = dL/dw . v / ||v||
+    dL/dv = g / ||v|| * dL/dw - g * dL/dg / ||v||^2 * v        (orthogonal to v)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _WeightNorm
+from torch.nn.utils.parametrizations import weight_norm as _torch_weight_norm
+
+#: Standard deviation of the direction ``v`` drawn by the data-dependent initialization (as in the paper).
+DATA_INIT_V_STD = 0.05
+
+cached = parametrize.cached
+"""Context manager: inside it every parametrized weight is computed once and reused (torch's own cache)."""
+
+
+def is_weight_normalized(module: nn.Module, name: str = "weight") -> bool:
+    """Whether ``module.<name>`` is reparametrized by weight normalization."""
+    if not parametrize.is_parametrized(module, name):
+        return False
+    return any(isinstance(p, _WeightNorm) for p in module.parametrizations[name])
+
+
+def apply_weight_norm(module: nn.Module, name: str = "weight", dim: int = 0) -> nn.Module:
+    """Reparametrize ``module.<name>`` as ``g * v / ||v||`` (norms over every dim but ``dim``).
+
+    The current weight is kept as the effective weight (``g = ||w||``, ``v = w``).
+
+    :param module: a layer with a weight, e.g. ``nn.Linear`` or ``nn.Conv2d``
+    :param name: the parameter to normalize
+    :param dim: the output dimension (one ``g`` per index along it)
+    :return: the same module, parametrized in place
+    """
+    if is_weight_normalized(module, name):
+        raise ValueError(f"{type(module).__name__}.{name} is already weight-normalized")
+    if not isinstance(getattr(module, name, None), torch.Tensor):
+        raise ValueError(f"{type(module).__name__} has no tensor parameter {name!r} to weight-normalize")
+    return _torch_weight_norm(module, name=name, dim=dim)
+
+
+def remove_weight_norm(module: nn.Module, name: str = "weight") -> nn.Module:
+    """Replace the reparametrization by a plain parameter holding the current effective weight."""
+    if not is_weight_normalized(module, name):
+        raise ValueError(f"{type(module).__name__}.{name} is not weight-normalized")
+    parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return module
+
+
+def wn_g(module: nn.Module, name: str = "weight") -> nn.Parameter:
+    """The magnitude parameter ``g`` of a weight-normalized layer (shape ``(out, 1, ...)``)."""
+    if not is_weight_normalized(module, name):
+        raise ValueError(f"{type(module).__name__}.{name} is not weight-normalized")
+    return module.parametrizations[name].original0
+
+
+def wn_v(module: nn.Module, name: str = "weight") -> nn.Parameter:
+    """The direction parameter ``v`` of a weight-normalized layer (shape of the weight)."""
+    if not is_weight_normalized(module, name):
+        raise ValueError(f"{type(module).__name__}.{name} is not weight-normalized")
+    return module.parametrizations[name].original1
+
+
+def weight_normalized_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """Yield ``(name, module)`` for every module of ``model`` whose ``weight`` is weight-normalized."""
+    for name, module in model.named_modules():
+        if is_weight_normalized(module):
+            yield name, module
+
+
+class MeanOnlyBatchNorm(nn.Module):
+    """Mean-only batch normalization: ``y = x - mean(x) + b``, with the mean over ``(N, H, W)`` per channel.
+
+    The WN paper pairs it with weight normalization: the centring of BN without the noisy division by the
+    batch standard deviation. It is still batch-dependent in train mode (through the mean); eval mode uses
+    the running mean.
+
+    :param num_features: number of channels ``C`` (dim 1 of the input)
+    :param momentum: weight of the new batch mean in the running mean
+    """
+
+    def __init__(self, num_features: int, momentum: float = 0.1):
+        super().__init__()
+        if not 0.0 < momentum <= 1.0:
+            raise ValueError(f"momentum must be in (0, 1], got {momentum}")
+        self.num_features, self.momentum = num_features, momentum
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"MeanOnlyBatchNorm expects (N, {self.num_features}, ...) inputs, got shape {tuple(x.shape)}"
+            )
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        if self.training:
+            mean = x.mean(dim=[d for d in range(x.dim()) if d != 1])
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+        else:
+            mean = self.running_mean
+        return x - mean.view(shape) + self.bias.view(shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, momentum={self.momentum}"
+
+
+@torch.no_grad()
+def data_dependent_init_(
+    model: nn.Module, *inputs: torch.Tensor, init_scale: float = 1.0, eps: float = 1e-6
+) -> nn.Module:
+    """Data-dependent initialization of every weight-normalized layer of ``model`` (Salimans & Kingma, 2016).
+
+    In forward order, each WN layer gets a fresh direction ``v ~ N(0, 0.05^2)``; on the batch, its
+    pre-activation ``t = v . x / ||v||`` gives per-unit mean ``mu`` and standard deviation ``sigma``, and then
+    ``g <- init_scale / sigma`` and ``b <- -mu * init_scale / sigma``. The layer's output on the batch is
+    replaced by the initialized one before the next layer sees it, so one forward pass initializes the whole
+    network. Without a bias (e.g. before :class:`MeanOnlyBatchNorm`) only ``g`` is set.
+
+    :param model: the network; it is run once, in train mode, on ``inputs``
+    :param inputs: one batch (positional arguments of ``model.forward``); needs at least 2 samples
+    :param init_scale: target standard deviation of each unit's pre-activation
+    :return: ``model``
+    """
+    layers = dict(weight_normalized_layers(model))
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no weight-normalized layer to initialize")
+    if inputs and inputs[0].shape[0] < 2:
+        raise ValueError("data-dependent init needs a batch of at least 2 samples to estimate statistics")
+
+    def init_hook(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+        if not torch.isfinite(out).all():
+            raise ValueError(f"data-dependent init: non-finite pre-activations in {type(module).__name__}")
+        dims = [d for d in range(out.dim()) if d != 1]
+        bias = getattr(module, "bias", None)
+        # the forward ran with g = 1 and b = 0, so `out` is t = v.x/||v||
+        mean = out.mean(dims, keepdim=True)
+        scale = init_scale / (out.var(dims, keepdim=True, unbiased=False) + eps).sqrt()
+        g = wn_g(module)
+        g.copy_(scale.reshape(g.shape))
+        if bias is not None:
+            bias.copy_((-mean * scale).reshape(bias.shape))
+            return (out - mean) * scale
+        return out * scale
+
+    handles = []
+    for module in layers.values():
+        v, g = wn_v(module), wn_g(module)
+        v.normal_(0.0, DATA_INIT_V_STD)
+        g.fill_(1.0)
+        if getattr(module, "bias", None) is not None:
+            module.bias.zero_()
+        handles.append(module.register_forward_hook(init_hook))
+    was_training = model.training
+    model.train()
+    try:
+        model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return model
+
+
+def enable_weight_cache(module: nn.Module) -> nn.Module:
+    """Compute each parametrized weight of ``module`` once per forward call and reuse it.
+
+    Useful where a forward pass reads a normalized weight several times (a recurrent loop, shared layers);
+    gradients still flow to ``g`` and ``v``. Implemented with torch's :func:`~torch.nn.utils.parametrize.cached`
+    entered and left by forward hooks (left even when the forward raises).
+
+    :return: ``module``
+    """
+    if getattr(module, "_rlnorm_weight_cache", False):
+        return module
+    contexts: list = []
+
+    def enter(mod: nn.Module, args: tuple) -> None:
+        ctx = parametrize.cached()
+        ctx.__enter__()
+        contexts.append(ctx)
+
+    def leave(mod: nn.Module, args: tuple, out: object) -> None:
+        if contexts:
+            contexts.pop().__exit__(None, None, None)
+
+    module.register_forward_pre_hook(enter)
+    module.register_forward_hook(leave, always_call=True)
+    module._rlnorm_weight_cache = True
+    return module
