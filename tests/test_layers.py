@@ -30,7 +30,7 @@ def test_structure():
 def test_unknown_norm_names_field_and_choices():
     with pytest.raises(ValueError, match=r"norm: unknown normalization 'weightnorm'; choose one of none, wn, wn\+mobn"):
         linear(2, 2, norm="weightnorm")
-    with pytest.raises(ValueError, match="policy_kwargs.norm: unknown normalization 'x'"):
+    with pytest.raises(ValueError, match=r"policy_kwargs\.norm: unknown normalization 'x'"):
         check_norm("x", field="policy_kwargs.norm")
 
 
