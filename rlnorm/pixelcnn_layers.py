@@ -22,7 +22,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _WeightNorm
 
 from rlnorm.layers import check_norm
-from rlnorm.norms import make_norm
+from rlnorm.norms import default_num_groups, make_norm
 
 #: Mask types: raster ``A`` (excludes the centre) / ``B`` (includes it) for the plain PixelCNN; the gated
 #: PixelCNN's vertical stack (``vA``/``vB``: rows above, plus the centre row for ``vB``) and horizontal stack
@@ -136,11 +136,15 @@ class PixelNorm(nn.Module):
 
     :param kind: ``ln``, ``gn`` or ``bn``
     :param num_features: number of channels
-    :param norm_kwargs: options of the norm (e.g. ``num_groups``, ``momentum``)
+    :param norm_kwargs: options of the norm (e.g. ``num_groups``, ``momentum``); ``gn`` defaults to groups of
+        at least 8 channels (or one group)
     """
 
     def __init__(self, kind: str, num_features: int, **norm_kwargs: Any):
         super().__init__()
+        if kind == "gn" and "num_groups" not in norm_kwargs:
+            # over one pixel a group of 2 channels normalizes to +-1 (zero gradient): keep groups >= 8 wide
+            norm_kwargs["num_groups"] = default_num_groups(num_features, max_groups=max(1, num_features // 8))
         self.norm = make_norm(kind, num_features, spatial=False, **norm_kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
