@@ -181,7 +181,7 @@ def test_state_dict_round_trip_keeps_the_density():
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match=r"norm.*'xn'.*none, wn, ln, gn, bn"):
         PixelCNN(norm="xn")
-    with pytest.raises(ValueError, match="arch.*gated, plain"):
+    with pytest.raises(ValueError, match=r"arch.*gated, plain"):
         PixelCNN(arch="wide")
     with pytest.raises(ValueError, match="levels"):
         PixelCNN(levels=1)
@@ -231,7 +231,7 @@ def test_frame_encoder_choice_and_errors():
         frame_encoder_for((4, 10, 10), 3)
     with pytest.raises(ValueError, match="argmax"):
         BinaryFrameEncoder(10, (10, 10), "bits")
-    with pytest.raises(ValueError, match="mode.*bits, argmax"):
+    with pytest.raises(ValueError, match=r"mode.*bits, argmax"):
         BinaryFrameEncoder(4, (10, 10), "onehot")
     with pytest.raises(ValueError, match="uint8"):
         GreyFrameEncoder()(np.zeros((1, 4, 84, 84), dtype=np.float32))
