@@ -65,7 +65,7 @@ tensorboard: install
 	$(PY) -m tensorboard.main --logdir $(RUNS) --port $(PORT) --bind_all
 
 bench: install
-	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	for f in benchmarks/[a-z]*.py; do m=$$(basename $$f .py); echo "== $$m"; $(PY) -m benchmarks.$$m || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
