@@ -59,7 +59,7 @@ def main() -> None:
     device = torch.device(args.device)
     frames = torch.rand(args.batch, 4, 84, 84, device=device)
     vectors = torch.randn(args.batch * 4, 64, device=device)
-    print(f"device={device} threads={args.threads} batch={args.batch} (MLP batch {args.batch * 4}) repeats={args.repeats}")
+    print(f"device={device} threads={args.threads} batch={args.batch} (MLP: {args.batch * 4}) repeats={args.repeats}")
     for title, build, x in (("NatureCNN fwd+bwd", nature_cnn, frames), ("MLP 2x256 fwd+bwd", mlp, vectors)):
         cases = {norm: step_fn(build(norm).to(device).train(), x) for norm in LAYER_NORMS}
         print_ratio_table(title, interleaved_median_ms(cases, repeats=args.repeats), baseline="none")
