@@ -1,0 +1,241 @@
+"""Pseudo-count exploration bonus from an online PixelCNN density model (Ostrovski et al., 2017).
+
+:class:`PseudoCountReward` wraps any SB3 ``VecEnv`` (so PPO, A2C and DQN all use it unchanged). On every
+step, for **every** new frame ``x`` of every env (the terminal frame where an episode ended), in env order:
+
+1. ``log rho(x)`` under the current density model,
+2. one optimizer step on ``-log rho(x)`` (batch of 1: the online setting where batch norm is at its worst),
+3. ``log rho'(x)`` under the updated model; the prediction gain is ``PG = log rho'(x) - log rho(x)``,
+4. pseudo-count ``N = 1 / (exp(c * n^-1/2 * max(PG, 0)) - 1)`` (``n``: frames the model has been trained on;
+   ``N = inf`` when ``PG <= 0``) and bonus ``beta / sqrt(N + 0.01)``, added to the env reward.
+
+Each info dict gets ``info["pseudo_count"] = {"prediction_gain", "pseudo_count", "bonus", "bits_per_dim"}``;
+:class:`PseudoCountLogger` records their means under ``exploration/...`` in TensorBoard. The density model is
+kept in train mode throughout (it is trained online).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+
+from rlnorm.pixelcnn import ARCHS, PixelCNN
+from rlnorm.pixelcnn_frames import BINARY_MODES, frame_encoder_for
+from rlnorm.pixelcnn_layers import PIXELCNN_NORMS
+
+EXPLORATION_KINDS: tuple[str, ...] = ("pseudocount",)
+INFO_KEY = "pseudo_count"
+
+
+@dataclass(frozen=True)
+class PseudoCountConfig:
+    """Settings of the pseudo-count bonus (the ``exploration:`` block of an experiment config).
+
+    :param beta: bonus scale ``beta`` (> 0)
+    :param c: prediction-gain decay constant ``c`` (> 0)
+    :param lr: Adam learning rate of the density model
+    :param norm: the density model's norm, one of :data:`~rlnorm.pixelcnn_layers.PIXELCNN_NORMS`
+    :param arch: ``gated`` or ``plain`` PixelCNN
+    :param hidden_channels: channels of the density model
+    :param n_layers: masked layers of the density model
+    :param kernel_size: odd kernel width
+    :param size: Atari frames are downsampled to ``size x size``
+    :param bits: Atari grey levels kept (3 bits -> 8 levels)
+    :param binary_mode: MinAtar channels ``bits`` (lossless) or ``argmax`` (collapsed)
+    :param device: torch device of the density model
+    :param seed: seed of the density model's initialization
+    """
+
+    beta: float = 0.05
+    c: float = 0.1
+    lr: float = 1e-3
+    norm: str = "wn"
+    arch: str = "gated"
+    hidden_channels: int = 16
+    n_layers: int = 3
+    kernel_size: int = 3
+    size: int = 42
+    bits: int = 3
+    binary_mode: str = "bits"
+    device: str = "cpu"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("beta", "c", "lr"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ValueError(f"exploration.{name} must be a number > 0, got {value!r}")
+        for name in ("hidden_channels", "n_layers", "kernel_size", "size", "bits", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "seed" else 1):
+                raise ValueError(f"exploration.{name} must be a positive integer, got {value!r}")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"exploration.kernel_size must be odd, got {self.kernel_size}")
+        for name, allowed in (("norm", PIXELCNN_NORMS), ("arch", ARCHS), ("binary_mode", BINARY_MODES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"exploration.{name}: got {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+
+    @classmethod
+    def from_dict(cls, options: Mapping[str, Any]) -> PseudoCountConfig:
+        """Build from a mapping, rejecting unknown keys by name (``kind`` is accepted and ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known - {"kind"})
+        if unknown:
+            raise ValueError(f"exploration: unknown key(s) {unknown}; allowed keys: kind, {', '.join(sorted(known))}")
+        return cls(**{k: v for k, v in options.items() if k != "kind"})
+
+
+def pseudo_count(prediction_gain: np.ndarray, n: np.ndarray | float, c: float) -> np.ndarray:
+    """``N = 1 / (exp(c n^-1/2 max(PG, 0)) - 1)``; ``inf`` where the gain is not positive.
+
+    :param prediction_gain: ``PG`` in nats
+    :param n: number of frames the density model has been trained on (>= 1)
+    :param c: decay constant
+    """
+    scaled = c * np.asarray(n, dtype=np.float64) ** -0.5 * np.maximum(prediction_gain, 0.0)
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.expm1(scaled)
+
+
+def pseudo_count_bonus(count: np.ndarray, beta: float) -> np.ndarray:
+    """``beta / sqrt(N + 0.01)`` (0 for an infinite count)."""
+    return beta / np.sqrt(count + 0.01)
+
+
+class PseudoCountReward(VecEnvWrapper):
+    """Adds the PixelCNN pseudo-count bonus to the rewards of ``venv`` (see the module docstring).
+
+    :param venv: an env with channel-first ``uint8`` image observations (Atari or MinAtar)
+    :param config: the bonus and density-model settings
+    """
+
+    def __init__(self, venv: VecEnv, config: PseudoCountConfig | None = None):
+        super().__init__(venv)
+        self.config = config or PseudoCountConfig()
+        space = venv.observation_space
+        if space.dtype != np.uint8 or len(space.shape) != 3:
+            raise ValueError(f"pseudo-count exploration needs channel-first uint8 image observations, got {space}")
+        cfg = self.config
+        self.encoder = frame_encoder_for(
+            space.shape, int(np.max(space.high)), size=cfg.size, bits=cfg.bits, binary_mode=cfg.binary_mode
+        )
+        self.device = torch.device(cfg.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.density = PixelCNN(
+                levels=self.encoder.levels,
+                image_size=self.encoder.image_size,
+                hidden_channels=cfg.hidden_channels,
+                n_layers=cfg.n_layers,
+                kernel_size=cfg.kernel_size,
+                arch=cfg.arch,
+                norm=cfg.norm,
+            ).to(self.device)
+        self.optimizer = torch.optim.Adam(self.density.parameters(), lr=cfg.lr)
+        self.n_updates = 0
+        self._initialized = cfg.norm != "wn"
+
+    def _data_init(self, frames: torch.Tensor) -> None:
+        # WN's data-dependent init needs two samples; a lone frame still gives statistics over its pixels
+        batch = frames if len(frames) >= 2 else frames.repeat(2, 1, 1, 1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            self.density.data_init_(batch)
+        self._initialized = True
+
+    def observe(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        """Train the density model on each frame of ``obs`` in turn and return the per-frame statistics.
+
+        :param obs: a batch of raw observations ``(N, C, H, W)``
+        :return: arrays of length ``N``: ``prediction_gain`` (nats), ``pseudo_count``, ``bonus``,
+            ``bits_per_dim`` (of each frame before its update)
+        """
+        frames = self.encoder(obs).to(self.device)
+        if not self._initialized:
+            self._data_init(frames)
+        self.density.train()
+        h, w = frames.shape[-2:]
+        gains = np.empty(len(frames))
+        bpd = np.empty(len(frames))
+        counts = np.empty(len(frames))
+        for k in range(len(frames)):
+            x = frames[k : k + 1]
+            log_p = self.density.log_prob(x)
+            self.optimizer.zero_grad(set_to_none=True)
+            # per-dim scale keeps the step size independent of the frame size
+            (-log_p.sum() / (h * w)).backward()
+            self.optimizer.step()
+            self.n_updates += 1
+            with torch.no_grad():
+                log_p_after = self.density.log_prob(x)
+            gains[k] = float(log_p_after - log_p.detach())
+            bpd[k] = -float(log_p.detach()) / (math.log(2.0) * h * w)
+            counts[k] = pseudo_count(gains[k], self.n_updates, self.config.c)
+        return {
+            "prediction_gain": gains,
+            "pseudo_count": counts,
+            "bonus": pseudo_count_bonus(counts, self.config.beta),
+            "bits_per_dim": bpd,
+        }
+
+    def reset(self) -> VecEnvObs:
+        """Reset ``venv`` (reset frames are not trained on: they carry no transition to reward)."""
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step ``venv``, train the density model on the new frames and add the bonus to the rewards."""
+        obs, rewards, dones, infos = self.venv.step_wait()
+        frames = np.array(obs, copy=True)
+        for i in np.flatnonzero(dones):
+            # the frame the transition led to, not the first frame of the next episode
+            if "terminal_observation" in infos[i]:
+                frames[i] = infos[i]["terminal_observation"]
+        stats = self.observe(frames)
+        for i, info in enumerate(infos):
+            info[INFO_KEY] = {key: float(values[i]) for key, values in stats.items()}
+        return obs, (rewards + stats["bonus"]).astype(np.float32), dones, infos
+
+
+def wrap_exploration(venv: VecEnv, options: Mapping[str, Any]) -> VecEnv:
+    """Wrap ``venv`` with the exploration bonus described by ``options`` (an experiment's ``exploration:``).
+
+    :param venv: the training env
+    :param options: ``{"kind": "pseudocount", ...}`` with the keys of :class:`PseudoCountConfig`
+    :return: the wrapped env
+    """
+    kind = options.get("kind")
+    if kind not in EXPLORATION_KINDS:
+        raise ValueError(f"exploration.kind: got {kind!r}; choose one of {', '.join(EXPLORATION_KINDS)}")
+    return PseudoCountReward(venv, PseudoCountConfig.from_dict(options))
+
+
+class PseudoCountLogger(BaseCallback):
+    """Records the means of the pseudo-count statistics found in the step infos, under ``exploration/``.
+
+    Tags: ``exploration/bonus``, ``exploration/prediction_gain``, ``exploration/density_bits_per_dim``,
+    ``exploration/pseudo_count`` (mean over finite counts) and ``exploration/nonpositive_gain_fraction``.
+    Averaged over all steps between two logger dumps. Does nothing for envs without the wrapper.
+    """
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", ()):
+            stats = info.get(INFO_KEY)
+            if stats is None:
+                continue
+            self.logger.record_mean("exploration/bonus", stats["bonus"])
+            self.logger.record_mean("exploration/prediction_gain", stats["prediction_gain"])
+            self.logger.record_mean("exploration/density_bits_per_dim", stats["bits_per_dim"])
+            finite = math.isfinite(stats["pseudo_count"])
+            self.logger.record_mean("exploration/nonpositive_gain_fraction", float(not finite))
+            if finite:
+                self.logger.record_mean("exploration/pseudo_count", stats["pseudo_count"])
+        return True
