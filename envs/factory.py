@@ -1,0 +1,135 @@
+"""``make_env``: one entry point from an env id and options to a seeded SB3 ``VecEnv``."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack
+
+from envs.atari import ATARI_OPTIONS, AleVecEnv, AtariConfig, atari_game, is_atari_id, make_atari_env_single
+from envs.checks import check_choice, check_int
+from envs.minatar import (
+    MINATAR_OPTIONS,
+    MinAtarConfig,
+    is_minatar_id,
+    make_minatar_env_single,
+    register_minatar,
+)
+from envs.noise import NOISE_OPTIONS, add_noise
+
+BACKENDS = ("ale", "subproc", "dummy")
+COMMON_OPTIONS = ("backend", "training", "noise_seed", *NOISE_OPTIONS)
+GYM_OPTIONS = ("max_episode_steps", "env_kwargs")
+
+
+def _unknown_id_error(env_id: str) -> ValueError:
+    known = list(gym.registry)
+    close = difflib.get_close_matches(env_id, known, n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    return ValueError(f"env_id {env_id!r} is not a registered gymnasium id{hint}")
+
+
+def _check_options(env_id: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for env_id {env_id!r}; allowed options: {sorted(allowed)}")
+
+
+def _single_env(kind: str, env_id: str, config: Any) -> gym.Env:
+    # Module-level so SubprocVecEnv can pickle it; the import of envs in the worker registers the ids.
+    if kind == "atari":
+        return make_atari_env_single(env_id, config)
+    if kind == "minatar":
+        return make_minatar_env_single(env_id, config)
+    max_episode_steps, env_kwargs = config
+    return Monitor(gym.make(env_id, max_episode_steps=max_episode_steps, **env_kwargs))
+
+
+def _vectorize(kind: str, env_id: str, config: Any, n_envs: int, backend: str) -> VecEnv:
+    thunks = [functools.partial(_single_env, kind, env_id, config) for _ in range(n_envs)]
+    if backend == "subproc":
+        return SubprocVecEnv(thunks)
+    return DummyVecEnv(thunks)
+
+
+def make_env(env_id: str, n_envs: int = 1, seed: int = 0, **options: Any) -> VecEnv:
+    """Build ``n_envs`` copies of ``env_id`` as one seeded SB3 ``VecEnv``.
+
+    Families and their options (every family also takes the common ones):
+
+    - Atari (``ALE/<Game>-v5``): channel-first ``uint8`` ``(frame_stack, 84, 84)`` frames; options
+      ``noop_max, frame_skip, screen_size, frame_stack, sticky_actions, full_action_space, fire_reset,
+      max_episode_frames`` (see :class:`envs.atari.AtariConfig`); ``backend`` ``"ale"`` (default, ale-py's
+      C++ vector env), ``"subproc"`` or ``"dummy"`` (SB3 wrappers per env).
+    - MinAtar (``MinAtar/<Game>-v1``, extra ``rlnorm[minatar]``): ``uint8`` ``(C, 10, 10)`` in ``{0, 1}``;
+      options ``sticky_actions, difficulty_ramping, max_episode_steps``; backend ``"dummy"`` (default) or
+      ``"subproc"``.
+    - Any other gymnasium id (classic control, the ``...NoVel`` POMDPs): options ``max_episode_steps,
+      env_kwargs``; backend ``"dummy"`` (default) or ``"subproc"``.
+
+    Common options: ``training`` (Atari: clip rewards and end episodes at life losses; default ``True``),
+    ``obs_noise_std``, ``salt_pepper_p``, ``flicker_p``, ``frame_drop_p``, ``action_repeat_p`` (see
+    :mod:`envs.noise`; default 0) and ``noise_seed`` (default derived from ``seed``).
+
+    Episode statistics with the true (unclipped) game score reach ``info["episode"]`` (SB3's ``Monitor``
+    format) so ``rollout/ep_rew_mean`` reports game scores.
+
+    :param env_id: a gymnasium id, e.g. ``"ALE/Pong-v5"``, ``"MinAtar/Breakout-v1"``, ``"CartPoleNoVel-v1"``
+    :param n_envs: number of parallel envs
+    :param seed: env ``i`` is seeded with ``seed + i`` at the first reset
+    :param options: the family's options above
+    :return: the vectorized env
+    """
+    check_int(n_envs, "n_envs", 1)
+    check_int(seed, "seed", 0)
+    if is_minatar_id(env_id):
+        register_minatar()
+    if env_id not in gym.registry:
+        raise _unknown_id_error(env_id)
+
+    noise = {name: options.pop(name) for name in NOISE_OPTIONS if name in options}
+    noise_seed = options.pop("noise_seed", None)
+    noise_seed = seed + 1_000_003 if noise_seed is None else check_int(noise_seed, "noise_seed", 0)
+    training = options.pop("training", True)
+
+    if is_atari_id(env_id):
+        atari_game(env_id)
+        _check_options(env_id, options, ATARI_OPTIONS[1:] + COMMON_OPTIONS + ("num_threads",))
+        backend = check_choice(options.pop("backend", "ale"), "backend", BACKENDS)
+        num_threads = check_int(options.pop("num_threads", 0), "num_threads", 0)
+        config = AtariConfig(training=training, **options)
+        if backend == "ale":
+            venv: VecEnv = AleVecEnv(env_id, n_envs, config, num_threads=num_threads)
+        else:
+            if num_threads:
+                raise ValueError("num_threads applies to backend='ale' only")
+            venv = _vectorize("atari", env_id, config, n_envs, backend)
+            venv = VecFrameStack(venv, config.frame_stack, channels_order="first")
+    else:
+        if is_minatar_id(env_id):
+            allowed, kind = MINATAR_OPTIONS, "minatar"
+        else:
+            allowed, kind = GYM_OPTIONS, "gym"
+        _check_options(env_id, options, allowed + COMMON_OPTIONS)
+        backend = check_choice(options.pop("backend", "dummy"), "backend", BACKENDS[1:])
+        if not isinstance(training, bool):
+            raise ValueError(f"training must be true or false, got {training!r}")
+        if kind == "minatar":
+            config: Any = MinAtarConfig(**options)
+        else:
+            max_steps = options.get("max_episode_steps")
+            if max_steps is not None:
+                check_int(max_steps, "max_episode_steps", 1)
+            env_kwargs = options.get("env_kwargs") or {}
+            if not isinstance(env_kwargs, dict):
+                raise ValueError(f"env_kwargs must be a dict of keyword arguments, got {env_kwargs!r}")
+            config = (max_steps, env_kwargs)
+        venv = _vectorize(kind, env_id, config, n_envs, backend)
+
+    venv.seed(seed)
+    venv.action_space.seed(seed)
+    return add_noise(venv, seed=noise_seed, **noise)

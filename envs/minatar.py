@@ -1,0 +1,92 @@
+"""MinAtar games (10×10 miniature Atari, ``pip install rlnorm[minatar]``) with channel-first ``uint8`` frames.
+
+MinAtar is GPL-3.0, so it stays an optional extra: it is imported only when a ``MinAtar/...`` id is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.checks import check_int, check_probability
+
+MINATAR_PREFIX = "MinAtar/"
+MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
+MINATAR_EXTRA_HINT = "MinAtar is an optional extra: install it with `pip install rlnorm[minatar]`"
+
+
+def is_minatar_id(env_id: str) -> bool:
+    """Whether ``env_id`` names a MinAtar game (``MinAtar/<Game>-v0|v1``).
+
+    :param env_id: a gymnasium id
+    """
+    return env_id.startswith(MINATAR_PREFIX)
+
+
+def register_minatar() -> None:
+    """Register the ``MinAtar/...`` ids with gymnasium; raise ``ImportError`` naming the extra if missing."""
+    try:
+        import minatar.gym
+    except ImportError as err:
+        raise ImportError(MINATAR_EXTRA_HINT) from err
+    if "MinAtar/Breakout-v1" not in gym.registry:
+        minatar.gym.register_envs()
+
+
+@dataclass(frozen=True)
+class MinAtarConfig:
+    """Options of a MinAtar game.
+
+    :param sticky_actions: probability that the previous action is repeated (MinAtar's default is 0.1)
+    :param difficulty_ramping: let the game speed up as the agent progresses (MinAtar's default)
+    :param max_episode_steps: truncate episodes after this many steps (some games can run forever)
+    """
+
+    sticky_actions: float = 0.1
+    difficulty_ramping: bool = True
+    max_episode_steps: int = 10_000
+
+    def __post_init__(self) -> None:
+        check_probability(self.sticky_actions, "sticky_actions")
+        if not isinstance(self.difficulty_ramping, bool):
+            raise ValueError(f"difficulty_ramping must be true or false, got {self.difficulty_ramping!r}")
+        check_int(self.max_episode_steps, "max_episode_steps", 1)
+
+
+MINATAR_OPTIONS = tuple(MinAtarConfig.__dataclass_fields__)
+
+
+class ChannelFirstBinary(gym.ObservationWrapper):
+    """``(H, W, C)`` boolean frames → ``(C, H, W)`` ``uint8`` in ``{0, 1}`` (``high=1``: SB3 will not divide by 255).
+
+    :param env: a MinAtar env
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        height, width, channels = env.observation_space.shape
+        self.observation_space = spaces.Box(0, 1, (channels, height, width), np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        """:param observation: ``(H, W, C)`` boolean frame"""
+        return np.ascontiguousarray(observation.transpose(2, 0, 1), dtype=np.uint8)
+
+
+def make_minatar_env_single(env_id: str, config: MinAtarConfig) -> gym.Env:
+    """One MinAtar env with channel-first frames.
+
+    :param env_id: a ``MinAtar/<Game>-v0|v1`` id (v1: minimal action set)
+    :param config: the game options
+    :return: the env; seed it through ``reset(seed=...)``
+    """
+    register_minatar()
+    env = gym.make(
+        env_id,
+        sticky_action_prob=config.sticky_actions,
+        difficulty_ramping=config.difficulty_ramping,
+        max_episode_steps=config.max_episode_steps,
+    )
+    return ChannelFirstBinary(env)

@@ -1,0 +1,394 @@
+"""Controlled perturbations of observations and actions, for training or for evaluating a trained model.
+
+A perturbation is a small object applied to a *batch* of observations ``(N, *obs_shape)``; the same objects
+serve the single-env gymnasium wrappers (:class:`PerturbObservation`, :class:`RepeatActionNoise`) and the
+SB3 ``VecEnv`` wrappers (:class:`VecPerturbObservation`, :class:`VecRepeatActionNoise`). Each has an ``option``
+name (the ``make_env`` keyword) and a ``value``, and every wrapper reports them with ``noise_config()`` so the
+settings can be logged next to the results. :func:`add_noise` perturbs an existing ``VecEnv``, e.g. the
+evaluation env of an already-trained model.
+
+Noise scales: ``obs_noise_std`` is a fraction of each entry's range ``high - low`` where that range is finite
+(so 0.1 means 25.5 gray levels on Atari frames) and an absolute standard deviation where it is not (velocities
+of classic control). Perturbed observations are clipped to the space and keep its dtype (integers are rounded).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+
+from envs.checks import check_non_negative, check_probability
+
+OBS_NOISE_OPTIONS = ("frame_drop_p", "flicker_p", "salt_pepper_p", "obs_noise_std")
+ACTION_NOISE_OPTIONS = ("action_repeat_p",)
+NOISE_OPTIONS = OBS_NOISE_OPTIONS + ACTION_NOISE_OPTIONS
+
+
+def _box(space: spaces.Space, what: str) -> spaces.Box:
+    if not isinstance(space, spaces.Box):
+        raise ValueError(f"{what} needs a Box observation space, got {space}")
+    return space
+
+
+class Perturbation(ABC):
+    """A random change of a batch of observations; ``option`` is its ``make_env`` keyword."""
+
+    option: ClassVar[str]
+    #: whether the output depends on earlier observations (then it is not applied to terminal observations)
+    stateful: ClassVar[bool] = False
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    @abstractmethod
+    def __call__(self, obs: np.ndarray, rng: np.random.Generator, new_episode: np.ndarray) -> np.ndarray:
+        """Return the perturbed batch (a new array).
+
+        :param obs: observations ``(N, *shape)``
+        :param rng: the wrapper's generator
+        :param new_episode: ``(N,)`` bool, true where ``obs`` is the first observation of an episode
+        """
+
+    def bind(self, space: spaces.Box) -> None:  # noqa: B027 (optional hook)
+        """Learn the observation space (bounds, dtype) before the first call.
+
+        :param space: the single-env observation space
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.option}={self.value})"
+
+
+class _SpaceAware(Perturbation):
+    """Keeps the bounds and dtype to clip and cast perturbed observations back into the space."""
+
+    def bind(self, space: spaces.Box) -> None:
+        self.low = space.low.astype(np.float32)
+        self.high = space.high.astype(np.float32)
+        self.dtype = space.dtype
+        span = self.high - self.low
+        self.scale = np.where(np.isfinite(span), span, 1.0).astype(np.float32)
+
+    def _back_to_space(self, values: np.ndarray) -> np.ndarray:
+        values = np.clip(values, self.low, self.high)
+        if np.issubdtype(self.dtype, np.integer):
+            values = np.rint(values)
+        return values.astype(self.dtype)
+
+
+class GaussianNoise(_SpaceAware):
+    """Add ``N(0, (std · range)²)`` to every entry.
+
+    :param std: standard deviation as a fraction of the entry's range (absolute where the range is infinite)
+    """
+
+    option = "obs_noise_std"
+
+    def __init__(self, std: float) -> None:
+        super().__init__(check_non_negative(std, self.option))
+
+    def __call__(self, obs: np.ndarray, rng: np.random.Generator, new_episode: np.ndarray) -> np.ndarray:
+        noise = rng.standard_normal(obs.shape, dtype=np.float32)
+        noise *= self.value * self.scale
+        return self._back_to_space(obs.astype(np.float32) + noise)
+
+
+class SaltAndPepper(_SpaceAware):
+    """Set each entry to its lower or upper bound (equally likely) with probability ``p``.
+
+    :param p: probability that an entry is replaced
+    """
+
+    option = "salt_pepper_p"
+
+    def __init__(self, p: float) -> None:
+        super().__init__(check_probability(p, self.option))
+
+    def bind(self, space: spaces.Box) -> None:
+        super().bind(space)
+        if not (np.isfinite(self.low).all() and np.isfinite(self.high).all()):
+            raise ValueError(f"{self.option} needs finite observation bounds, got low={space.low}, high={space.high}")
+
+    def __call__(self, obs: np.ndarray, rng: np.random.Generator, new_episode: np.ndarray) -> np.ndarray:
+        draws = rng.random(obs.shape, dtype=np.float32)
+        out = obs.copy()
+        pepper = draws < self.value / 2
+        salt = (draws >= self.value / 2) & (draws < self.value)
+        out[pepper] = np.broadcast_to(self.low, obs.shape)[pepper].astype(obs.dtype)
+        out[salt] = np.broadcast_to(self.high, obs.shape)[salt].astype(obs.dtype)
+        return out
+
+
+class Flicker(Perturbation):
+    """Blank (set to 0) each whole observation with probability ``p``: flickering Atari/MinAtar as a POMDP.
+
+    :param p: probability that an observation is blanked
+    """
+
+    option = "flicker_p"
+
+    def __init__(self, p: float) -> None:
+        super().__init__(check_probability(p, self.option))
+
+    def __call__(self, obs: np.ndarray, rng: np.random.Generator, new_episode: np.ndarray) -> np.ndarray:
+        blank = rng.random(len(obs)) < self.value
+        out = obs.copy()
+        out[blank] = 0
+        return out
+
+
+class FrameDrop(Perturbation):
+    """With probability ``p`` show the previous (perturbed) observation again instead of the new one.
+
+    The first observation of an episode is never dropped.
+
+    :param p: probability that a frame is dropped
+    """
+
+    option = "frame_drop_p"
+    stateful = True
+
+    def __init__(self, p: float) -> None:
+        super().__init__(check_probability(p, self.option))
+        self._last: np.ndarray | None = None
+
+    def __call__(self, obs: np.ndarray, rng: np.random.Generator, new_episode: np.ndarray) -> np.ndarray:
+        drop = rng.random(len(obs)) < self.value
+        if self._last is None or self._last.shape != obs.shape:
+            drop[:] = False
+        drop &= ~new_episode
+        out = obs.copy()
+        out[drop] = self._last[drop]
+        self._last = out.copy()
+        return out
+
+
+_OBS_PERTURBATIONS: dict[str, type[Perturbation]] = {
+    cls.option: cls for cls in (FrameDrop, Flicker, SaltAndPepper, GaussianNoise)
+}
+
+
+def make_perturbations(**options: float) -> list[Perturbation]:
+    """The observation perturbations for the non-zero options, in a fixed order (drop, flicker, salt, noise).
+
+    :param options: any of ``frame_drop_p``, ``flicker_p``, ``salt_pepper_p``, ``obs_noise_std``
+    :return: the perturbations to apply in order (empty if all are zero)
+    """
+    unknown = sorted(set(options) - set(_OBS_PERTURBATIONS))
+    if unknown:
+        raise ValueError(f"unknown observation noise option(s) {unknown}; allowed: {list(OBS_NOISE_OPTIONS)}")
+    built = [cls(options.get(name, 0.0)) for name, cls in _OBS_PERTURBATIONS.items() if name in options]
+    return [p for p in built if p.value > 0]
+
+
+def _check_action_repeat(p: float) -> float:
+    return check_probability(p, "action_repeat_p")
+
+
+class PerturbObservation(gym.ObservationWrapper):
+    """Apply perturbations to a single env's observations; ``reset(seed=...)`` reseeds them.
+
+    :param env: env with a Box observation space
+    :param perturbations: applied in order
+    :param seed: seed of the perturbation generator
+    """
+
+    def __init__(self, env: gym.Env, perturbations: list[Perturbation], seed: int | None = None) -> None:
+        super().__init__(env)
+        space = _box(env.observation_space, "PerturbObservation")
+        self.perturbations = perturbations
+        for perturbation in perturbations:
+            perturbation.bind(space)
+        self._rng = np.random.default_rng(seed)
+        self._new_episode = np.ones(1, dtype=bool)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset the env (and the perturbation generator when ``seed`` is given).
+
+        :param seed: the reset seed
+        :param options: reset options of the env
+        """
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._new_episode = np.ones(1, dtype=bool)
+        return super().reset(seed=seed, options=options)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        """:param observation: one observation"""
+        batch = observation[None]
+        for perturbation in self.perturbations:
+            batch = perturbation(batch, self._rng, self._new_episode)
+        self._new_episode = np.zeros(1, dtype=bool)
+        return batch[0]
+
+    def noise_config(self) -> dict[str, float]:
+        """The perturbation settings as ``make_env`` options."""
+        return {p.option: p.value for p in self.perturbations}
+
+
+class RepeatActionNoise(gym.Wrapper):
+    """With probability ``p`` the env executes the previous action instead of the chosen one.
+
+    :param env: any env
+    :param p: repeat probability
+    :param seed: seed of the noise generator
+    """
+
+    def __init__(self, env: gym.Env, p: float, seed: int | None = None) -> None:
+        super().__init__(env)
+        self.p = _check_action_repeat(p)
+        self._rng = np.random.default_rng(seed)
+        self._last_action: Any = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset the env and forget the previous action.
+
+        :param seed: the reset seed (also reseeds the noise)
+        :param options: reset options of the env
+        """
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._last_action = None
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        """:param action: the chosen action"""
+        if self._last_action is not None and self._rng.random() < self.p:
+            action = self._last_action
+        self._last_action = action
+        return super().step(action)
+
+    def noise_config(self) -> dict[str, float]:
+        """The setting as a ``make_env`` option."""
+        return {"action_repeat_p": self.p}
+
+
+class VecPerturbObservation(VecEnvWrapper):
+    """Apply perturbations to the observations of every env of a ``VecEnv`` (terminal ones included, except
+    for stateful perturbations such as frame drop).
+
+    :param venv: env with a Box observation space
+    :param perturbations: applied in order
+    :param seed: seed of the perturbation generator
+    """
+
+    def __init__(self, venv: VecEnv, perturbations: list[Perturbation], seed: int | None = None) -> None:
+        super().__init__(venv)
+        space = _box(venv.observation_space, "VecPerturbObservation")
+        self.perturbations = perturbations
+        for perturbation in perturbations:
+            perturbation.bind(space)
+        self._rng = np.random.default_rng(seed)
+
+    def _apply(self, obs: np.ndarray, new_episode: np.ndarray, stateless_only: bool = False) -> np.ndarray:
+        for perturbation in self.perturbations:
+            if not (stateless_only and perturbation.stateful):
+                obs = perturbation(obs, self._rng, new_episode)
+        return obs
+
+    def reset(self) -> VecEnvObs:
+        """Reset every env; the first observations are perturbed too."""
+        obs = self.venv.reset()
+        return self._apply(obs, np.ones(self.num_envs, dtype=bool))
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step and perturb the observations (and ``terminal_observation`` entries)."""
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for info in infos:
+            if "terminal_observation" in info:
+                terminal = info["terminal_observation"][None]
+                info["terminal_observation"] = self._apply(terminal, np.zeros(1, bool), stateless_only=True)[0]
+        return self._apply(obs, np.asarray(dones, dtype=bool)), rewards, dones, infos
+
+    def noise_config(self) -> dict[str, float]:
+        """The perturbation settings as ``make_env`` options, merged with those of inner noise wrappers."""
+        inner = _inner_noise_config(self.venv)
+        return {**inner, **{p.option: p.value for p in self.perturbations}}
+
+
+class VecRepeatActionNoise(VecEnvWrapper):
+    """With probability ``p`` each env executes its previous action instead of the chosen one (never on the
+    first step of an episode).
+
+    :param venv: any ``VecEnv``
+    :param p: repeat probability
+    :param seed: seed of the noise generator
+    """
+
+    def __init__(self, venv: VecEnv, p: float, seed: int | None = None) -> None:
+        super().__init__(venv)
+        self.p = _check_action_repeat(p)
+        self._rng = np.random.default_rng(seed)
+        self._last_actions: np.ndarray | None = None
+        self._has_last = np.zeros(self.num_envs, dtype=bool)
+
+    def reset(self) -> VecEnvObs:
+        """Reset every env and forget the previous actions."""
+        self._has_last[:] = False
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """:param actions: the chosen actions, one per env"""
+        actions = np.array(actions, copy=True)
+        repeat = self._has_last & (self._rng.random(self.num_envs) < self.p)
+        if repeat.any():
+            actions[repeat] = self._last_actions[repeat]
+        self._last_actions = actions
+        self._has_last[:] = True
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step; envs that ended start their next episode without a previous action."""
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self._has_last &= ~np.asarray(dones, dtype=bool)
+        return obs, rewards, dones, infos
+
+    def noise_config(self) -> dict[str, float]:
+        """The setting as a ``make_env`` option, merged with those of inner noise wrappers."""
+        return {**_inner_noise_config(self.venv), "action_repeat_p": self.p}
+
+
+def _inner_noise_config(venv: VecEnv) -> dict[str, float]:
+    while isinstance(venv, VecEnvWrapper):
+        if isinstance(venv, (VecPerturbObservation, VecRepeatActionNoise)):
+            return venv.noise_config()
+        venv = venv.venv
+    return {}
+
+
+def noise_config(venv: VecEnv) -> dict[str, float]:
+    """All noise settings of a (wrapped) ``VecEnv`` as ``make_env`` options; zero for those not applied.
+
+    :param venv: the env, e.g. from :func:`envs.make_env`
+    :return: ``{"frame_drop_p": ..., "flicker_p": ..., "salt_pepper_p": ..., "obs_noise_std": ...,
+        "action_repeat_p": ...}``
+    """
+    return {**dict.fromkeys(NOISE_OPTIONS, 0.0), **_inner_noise_config(venv)}
+
+
+def add_noise(venv: VecEnv, seed: int | None = None, **options: float) -> VecEnv:
+    """Wrap ``venv`` with the requested noise (no wrapper for zero settings), e.g. to evaluate a trained model.
+
+    :param venv: the env to perturb
+    :param seed: seed of the noise generators (``None``: fresh entropy)
+    :param options: any of ``frame_drop_p``, ``flicker_p``, ``salt_pepper_p``, ``obs_noise_std``,
+        ``action_repeat_p``
+    :return: the wrapped env
+    """
+    unknown = sorted(set(options) - set(NOISE_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown noise option(s) {unknown}; allowed: {list(NOISE_OPTIONS)}")
+    action_p = _check_action_repeat(options.pop("action_repeat_p", 0.0))
+    perturbations = make_perturbations(**options)
+    seeds = np.random.SeedSequence(seed).spawn(2)
+    if perturbations:
+        venv = VecPerturbObservation(venv, perturbations, seed=seeds[0])
+    if action_p > 0:
+        venv = VecRepeatActionNoise(venv, action_p, seed=seeds[1])
+    return venv
