@@ -1,0 +1,180 @@
+"""The recurrent part of a layer-normalized LSTM layer, with a hand-written backward pass.
+
+Autograd through a per-step loop records ~20 small nodes per step and computes ``dW_hh`` as ``T`` rank-``B``
+updates. Here the forward and backward loops are TorchScript functions (no Python per step), the backward
+loop only does the ``B x 4H @ 4H x H`` product each step, and every parameter gradient (``dW_hh``, LN gains
+and biases) is one batched reduction after the loop.
+
+Gate layout is ``(i, f, o, g)`` so the three sigmoid gates are one contiguous slice.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["ln_lstm_recurrence"]
+
+
+@torch.jit.script
+def _forward_loop(
+    gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, g_hh: Tensor, g_c: Tensor, b_c: Tensor, eps: float, save: bool
+) -> list[Tensor]:
+    steps, batch = gx.size(0), gx.size(1)
+    hidden = h0.size(1)
+    h, c = h0, c0
+    w_t = w_hh.t()
+    hs = gx.new_empty((steps + 1, batch, hidden))
+    hs[0] = h0
+    if not save:
+        for t in range(steps):
+            a_hat = torch.native_layer_norm(torch.mm(h, w_t), [4 * hidden], None, None, eps)[0]
+            gates = torch.addcmul(gx[t], a_hat, g_hh)
+            ifo = torch.sigmoid(gates[:, : 3 * hidden])
+            g = torch.tanh(gates[:, 3 * hidden :])
+            c = torch.addcmul(ifo[:, hidden : 2 * hidden] * c, ifo[:, :hidden], g)
+            c_hat = torch.native_layer_norm(c, [hidden], None, None, eps)[0]
+            h = ifo[:, 2 * hidden :] * torch.tanh(torch.addcmul(b_c, c_hat, g_c))
+            hs[t + 1] = h
+        return [hs, c]
+    cs = gx.new_empty((steps + 1, batch, hidden))
+    cs[0] = c0
+    acts = gx.new_empty((steps, batch, 4 * hidden))
+    a_raw = gx.new_empty((steps, batch, 4 * hidden))
+    a_stats = gx.new_empty((2, steps, batch, 1))
+    c_stats = gx.new_empty((2, steps, batch, 1))
+    tn = gx.new_empty((steps, batch, hidden))
+    for t in range(steps):
+        a = a_raw[t]
+        torch.mm(h, w_t, out=a)
+        a_hat, a_mean, a_rstd = torch.native_layer_norm(a, [4 * hidden], None, None, eps)
+        gates = torch.addcmul(gx[t], a_hat, g_hh)
+        act = acts[t]
+        torch.sigmoid(gates[:, : 3 * hidden], out=act[:, : 3 * hidden])
+        torch.tanh(gates[:, 3 * hidden :], out=act[:, 3 * hidden :])
+        c = torch.addcmul(act[:, hidden : 2 * hidden] * c, act[:, :hidden], act[:, 3 * hidden :])
+        c_hat, c_mean, c_rstd = torch.native_layer_norm(c, [hidden], None, None, eps)
+        th = tn[t]
+        torch.tanh(torch.addcmul(b_c, c_hat, g_c), out=th)
+        h = act[:, 2 * hidden : 3 * hidden] * th
+        hs[t + 1] = h
+        cs[t + 1] = c
+        a_stats[0, t] = a_mean
+        a_stats[1, t] = a_rstd
+        c_stats[0, t] = c_mean
+        c_stats[1, t] = c_rstd
+    return [hs, cs, acts, a_raw, a_stats, c_stats, tn]
+
+
+@torch.jit.script
+def _backward_loop(
+    dy: Tensor,
+    dc_n: Tensor,
+    w_hh: Tensor,
+    g_hh: Tensor,
+    g_c: Tensor,
+    cs: Tensor,
+    acts: Tensor,
+    a_raw: Tensor,
+    a_stats: Tensor,
+    c_stats: Tensor,
+    tn: Tensor,
+) -> list[Tensor]:
+    steps = dy.size(0)
+    hidden = dc_n.size(1)
+    four_h = 4 * hidden
+    # Local derivatives of every gate and of h w.r.t. the LN(c) pre-activation, batched over all steps.
+    ifo = acts[:, :, : 3 * hidden]
+    g = acts[:, :, 3 * hidden :]
+    d_act = torch.cat((ifo * (1.0 - ifo), 1.0 - g * g), 2)
+    k_n = acts[:, :, 2 * hidden : 3 * hidden] * (1.0 - tn * tn)
+    d_gates = torch.empty_like(acts)
+    d_a = torch.empty_like(acts)
+    d_n = torch.empty_like(dy)
+    dh = torch.zeros_like(dc_n)
+    dc = dc_n
+    mask: list[bool] = [True, False, False]
+    for t in range(steps - 1, -1, -1):
+        act = acts[t]
+        dh = dh + dy[t]
+        dn = d_n[t]
+        torch.mul(dh, k_n[t], out=dn)
+        dc = (
+            dc
+            + torch.ops.aten.native_layer_norm_backward(
+                dn, cs[t + 1], [hidden], c_stats[0, t], c_stats[1, t], g_c, None, mask
+            )[0]
+        )
+        dg_t = d_gates[t]
+        torch.mul(dc, act[:, 3 * hidden :], out=dg_t[:, :hidden])
+        torch.mul(dc, cs[t], out=dg_t[:, hidden : 2 * hidden])
+        torch.mul(dh, tn[t], out=dg_t[:, 2 * hidden : 3 * hidden])
+        torch.mul(dc, act[:, :hidden], out=dg_t[:, 3 * hidden :])
+        dg_t.mul_(d_act[t])
+        da = d_a[t]
+        da.copy_(
+            torch.ops.aten.native_layer_norm_backward(
+                dg_t, a_raw[t], [four_h], a_stats[0, t], a_stats[1, t], g_hh, None, mask
+            )[0]
+        )
+        dh = torch.mm(da, w_hh)
+        dc = dc * act[:, hidden : 2 * hidden]
+    return [d_gates, d_a, d_n, dh, dc]
+
+
+class _LNLSTMRecurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gx, h0, c0, w_hh, g_hh, g_c, b_c, eps):  # type: ignore[override]
+        out = _forward_loop(gx, h0, c0, w_hh, g_hh, g_c, b_c, eps, True)
+        hs, cs = out[0], out[1]
+        ctx.save_for_backward(w_hh, g_hh, g_c, *out)
+        return hs[1:], cs[-1]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy, dc_n):  # type: ignore[override]
+        w_hh, g_hh, g_c, hs, cs, acts, a_raw, a_stats, c_stats, tn = ctx.saved_tensors
+        dy = torch.zeros_like(hs[1:]) if dy is None else dy.contiguous()
+        # h_n is y[-1], so its gradient already arrives through dy.
+        dc_n = torch.zeros_like(cs[0]) if dc_n is None else dc_n.contiguous()
+        d_gates, d_a, d_n, dh0, dc0 = _backward_loop(dy, dc_n, w_hh, g_hh, g_c, cs, acts, a_raw, a_stats, c_stats, tn)
+        hidden = hs.size(-1)
+        d_w_hh = d_a.reshape(-1, 4 * hidden).t().mm(hs[:-1].reshape(-1, hidden))
+        a_hat = (a_raw - a_stats[0]) * a_stats[1]
+        c_hat = (cs[1:] - c_stats[0]) * c_stats[1]
+        d_g_hh = (d_gates * a_hat).sum((0, 1))
+        d_g_c = (d_n * c_hat).sum((0, 1))
+        d_b_c = d_n.sum((0, 1))
+        return d_gates, dh0, dc0, d_w_hh, d_g_hh, d_g_c, d_b_c, None
+
+
+def ln_lstm_recurrence(
+    gx: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    g_hh: Tensor,
+    g_c: Tensor,
+    b_c: Tensor,
+    eps: float = 1e-5,
+) -> tuple[Tensor, Tensor]:
+    """Run the recurrent part of one layer-normalized LSTM layer over a whole sequence.
+
+    Per step: ``gates = gx[t] + g_hh * LN(h W_hh^T)``, ``c = f*c + i*g``, ``h = o*tanh(LN(c; g_c, b_c))``
+    with gate layout ``(i, f, o, g)``.
+
+    :param gx: the normalized input projection plus every gate bias for all steps, ``(T, B, 4H)``
+    :param h0: initial hidden state ``(B, H)``
+    :param c0: initial cell state ``(B, H)``
+    :param w_hh: recurrent weight ``(4H, H)``
+    :param g_hh: LN gain of the recurrent projection ``(4H,)``
+    :param g_c: LN gain of the cell state ``(H,)``
+    :param b_c: LN bias of the cell state ``(H,)``
+    :param eps: LN epsilon
+    :return: the hidden states of every step ``(T, B, H)`` (the last one is ``h_n``) and ``c_n`` ``(B, H)``
+    """
+    args = (gx, h0, c0, w_hh, g_hh, g_c, b_c)
+    if torch.is_grad_enabled() and any(a.requires_grad for a in args):
+        return _LNLSTMRecurrence.apply(*args, eps)
+    hs, c_n = _forward_loop(gx, h0, c0, w_hh, g_hh, g_c, b_c, eps, False)
+    return hs[1:], c_n
