@@ -44,7 +44,7 @@ def _single_env(kind: str, env_id: str, config: Any) -> gym.Env:
     if kind == "atari":
         return make_atari_env_single(env_id, config)
     if kind == "minatar":
-        return make_minatar_env_single(env_id, config)
+        return Monitor(make_minatar_env_single(env_id, config))
     max_episode_steps, env_kwargs = config
     return Monitor(gym.make(env_id, max_episode_steps=max_episode_steps, **env_kwargs))
 

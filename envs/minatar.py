@@ -59,13 +59,14 @@ class MinAtarConfig:
 MINATAR_OPTIONS = tuple(MinAtarConfig.__dataclass_fields__)
 
 
-class ChannelFirstBinary(gym.ObservationWrapper):
+class ChannelFirstBinary(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """``(H, W, C)`` boolean frames → ``(C, H, W)`` ``uint8`` in ``{0, 1}`` (``high=1``: SB3 will not divide by 255).
 
     :param env: a MinAtar env
     """
 
     def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         height, width, channels = env.observation_space.shape
         self.observation_space = spaces.Box(0, 1, (channels, height, width), np.uint8)
@@ -73,6 +74,32 @@ class ChannelFirstBinary(gym.ObservationWrapper):
     def observation(self, observation: np.ndarray) -> np.ndarray:
         """:param observation: ``(H, W, C)`` boolean frame"""
         return np.ascontiguousarray(observation.transpose(2, 0, 1), dtype=np.uint8)
+
+
+class GymnasiumCompat(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Make MinAtar's env follow the gymnasium API as its checkers expect.
+
+    MinAtar seeds its own game but not gymnasium's ``np_random`` on a seeded reset, and returns numpy scalars
+    as rewards and flags.
+
+    :param env: a MinAtar env
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """:param seed: seeds the game and ``np_random``
+        :param options: unused by MinAtar"""
+        if seed is not None:
+            self.unwrapped.np_random, _ = gym.utils.seeding.np_random(seed)
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        """:param action: the action"""
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, float(reward), bool(terminated), bool(truncated), info
 
 
 def make_minatar_env_single(env_id: str, config: MinAtarConfig) -> gym.Env:
@@ -89,4 +116,4 @@ def make_minatar_env_single(env_id: str, config: MinAtarConfig) -> gym.Env:
         difficulty_ramping=config.difficulty_ramping,
         max_episode_steps=config.max_episode_steps,
     )
-    return ChannelFirstBinary(env)
+    return ChannelFirstBinary(GymnasiumCompat(env))

@@ -164,7 +164,8 @@ class FrameDrop(Perturbation):
             drop[:] = False
         drop &= ~new_episode
         out = obs.copy()
-        out[drop] = self._last[drop]
+        if drop.any():
+            out[drop] = self._last[drop]
         self._last = out.copy()
         return out
 
@@ -191,7 +192,7 @@ def _check_action_repeat(p: float) -> float:
     return check_probability(p, "action_repeat_p")
 
 
-class PerturbObservation(gym.ObservationWrapper):
+class PerturbObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Apply perturbations to a single env's observations; ``reset(seed=...)`` reseeds them.
 
     :param env: env with a Box observation space
@@ -200,6 +201,7 @@ class PerturbObservation(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env, perturbations: list[Perturbation], seed: int | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, perturbations=perturbations, seed=seed)
         super().__init__(env)
         space = _box(env.observation_space, "PerturbObservation")
         self.perturbations = perturbations
@@ -232,7 +234,7 @@ class PerturbObservation(gym.ObservationWrapper):
         return {p.option: p.value for p in self.perturbations}
 
 
-class RepeatActionNoise(gym.Wrapper):
+class RepeatActionNoise(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """With probability ``p`` the env executes the previous action instead of the chosen one.
 
     :param env: any env
@@ -241,6 +243,7 @@ class RepeatActionNoise(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, p: float, seed: int | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, p=p, seed=seed)
         super().__init__(env)
         self.p = _check_action_repeat(p)
         self._rng = np.random.default_rng(seed)
