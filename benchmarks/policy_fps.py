@@ -1,0 +1,139 @@
+"""PPO training speed of every norm policy against SB3's own ``CnnPolicy`` on the same env, in one run.
+
+For each policy the same PPO run (same env, seed and hyperparameters) is timed several times in alternation
+and the best time kept (the machine may be shared). Reported per policy:
+
+* ``fps``         -- environment steps per second of ``learn()`` (collection + updates, as SB3's ``time/fps``);
+* ``fps ratio``   -- its fps over the baseline's (1.00 = as fast; goal for WN: >= 0.95);
+* ``update ratio``-- time inside ``PPO.train()`` (the gradient updates alone) over the baseline's.
+
+The baseline is SB3's ``CnnPolicy``; ``NormCnnPolicy`` with ``norm="none"`` is this project's code with no norm.
+
+Usage::
+
+    python benchmarks/policy_fps.py                       # ALE/Pong-v5, CPU
+    python benchmarks/policy_fps.py --env minatar --steps 4096
+    python benchmarks/policy_fps.py --device cuda --norms none wn bn ln
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
+
+from agents.policies import register_policies
+
+register_policies()
+
+DEFAULT_NORMS = ("none", "wn", "wn+mobn", "bn", "ln", "gn", "in", "sn", "brn", "rms")
+
+
+class MinAtarChannelFirst(gym.ObservationWrapper):
+    """MinAtar's ``(10, 10, C)`` bool frames as ``Box(0, 1, (C, 10, 10), uint8)``."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        h, w, c = env.observation_space.shape
+        self.observation_space = spaces.Box(0, 1, (c, h, w), np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.transpose(observation, (2, 0, 1)), dtype=np.uint8)
+
+
+def make_env(name: str, n_envs: int, seed: int) -> VecEnv:
+    """``ALE/<Game>-v5`` with SB3's Atari preprocessing and 4 stacked frames, or ``minatar`` (Breakout)."""
+    if name == "minatar":
+        import minatar.gym
+
+        if "MinAtar/Breakout-v1" not in gym.registry:
+            minatar.gym.register_envs()
+        return make_vec_env("MinAtar/Breakout-v1", n_envs=n_envs, seed=seed, wrapper_class=MinAtarChannelFirst)
+    gym.register_envs(ale_py)
+    return VecFrameStack(make_atari_env(name, n_envs=n_envs, seed=seed), n_stack=4)
+
+
+class TimedPPO(PPO):
+    """PPO that adds up the wall time spent in its gradient updates."""
+
+    train_seconds = 0.0
+
+    def train(self) -> None:
+        start = time.perf_counter()
+        super().train()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.train_seconds += time.perf_counter() - start
+
+
+def time_run(policy: str, policy_kwargs: dict, args: argparse.Namespace) -> tuple[float, float]:
+    """Seconds of ``learn(args.steps)`` and of the updates inside it, after a one-rollout warm-up."""
+    env = make_env(args.env, args.n_envs, seed=0)
+    model = TimedPPO(
+        policy,
+        env,
+        n_steps=args.n_steps,
+        batch_size=args.batch_size,
+        n_epochs=args.n_epochs,
+        policy_kwargs=policy_kwargs,
+        device=args.device,
+        seed=0,
+        verbose=0,
+    )
+    model.learn(args.n_steps * args.n_envs)  # warm-up: first-call allocations, kernel selection
+    model.train_seconds = 0.0
+    start = time.perf_counter()
+    model.learn(args.steps, reset_num_timesteps=False)
+    total = time.perf_counter() - start
+    env.close()
+    return total, model.train_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="ALE/Pong-v5", help="an ALE id or 'minatar'")
+    parser.add_argument("--norms", nargs="+", default=list(DEFAULT_NORMS))
+    parser.add_argument("--steps", type=int, default=2048, help="timed env steps per run")
+    parser.add_argument("--n-envs", type=int, default=4)
+    parser.add_argument("--n-steps", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--n-epochs", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per policy; the fastest counts")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    # SB3's CnnPolicy needs an SB3 image space (uint8 in [0, 255]); MinAtar is {0, 1}, so its baseline is ours
+    baseline = ("CnnPolicy", {}) if args.env != "minatar" else ("NormCnnPolicy", {"norm": "none"})
+    candidates = {"SB3 " + baseline[0]: baseline}
+    candidates.update({f"NormCnnPolicy norm={n}": ("NormCnnPolicy", {"norm": n}) for n in args.norms})
+    best = {name: (float("inf"), float("inf")) for name in candidates}
+    for _ in range(args.repeats):  # alternate, so that load changes on a shared machine hit every policy
+        for name, (policy, kwargs) in candidates.items():
+            total, updates = time_run(policy, kwargs, args)
+            best[name] = (min(best[name][0], total), min(best[name][1], updates))
+
+    base_total, base_updates = best["SB3 " + baseline[0]]
+    print(
+        f"PPO on {args.env}, device={args.device}, {args.steps} steps x best of {args.repeats}, "
+        f"n_envs={args.n_envs} n_steps={args.n_steps} batch={args.batch_size} epochs={args.n_epochs}"
+    )
+    print(f"{'policy':<28} {'fps':>8} {'fps ratio':>10} {'update s':>9} {'update ratio':>13}")
+    for name, (total, updates) in best.items():
+        print(
+            f"{name:<28} {args.steps / total:8.1f} {base_total / total:10.3f} "
+            f"{updates:9.2f} {updates / base_updates:13.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
