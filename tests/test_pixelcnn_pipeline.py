@@ -1,0 +1,136 @@
+"""PixelCNN pipeline: config validation, frame collection into npz, the norm x batch-size training grid."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stable_baselines3 import PPO
+from tbparse import SummaryReader
+
+import envs
+from agents.pixelcnn_config import apply_pixelcnn_overrides, load_pixelcnn_config, parse_pixelcnn_config
+from agents.pixelcnn_data import build_dataset, ensure_dataset, load_dataset
+from agents.pixelcnn_data import main as data_main
+from agents.train_pixelcnn import main as train_main
+from agents.train_pixelcnn import run_grid, sample_grid
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pixelcnn.yaml"
+
+
+def tiny(tmp_path: Path, **sections) -> dict:
+    data = {
+        "data": {"path": str(tmp_path / "frames.npz"), "n_frames": 40, "n_test_frames": 12, "n_envs": 2},
+        "model": {"hidden_channels": 8, "n_layers": 2},
+        "train": {
+            "norms": ["wn", "bn"],
+            "batch_sizes": [1, 4],
+            "n_updates": 6,
+            "eval_every": 3,
+            "eval_frames": 6,
+            "n_samples": 2,
+            "logdir": str(tmp_path / "runs"),
+        },
+    }
+    for name, values in sections.items():
+        data[name].update(values)
+    return data
+
+
+def test_shipped_config_is_valid_and_overrides_resolve():
+    config = load_pixelcnn_config(CONFIG, ["n_updates=7", "data.n_envs=3", "train.batch_sizes=[1]"])
+    assert config.train.n_updates == 7 and config.data.n_envs == 3 and config.train.batch_sizes == (1,)
+    assert 1 in load_pixelcnn_config(CONFIG).train.batch_sizes
+    assert set(load_pixelcnn_config(CONFIG).train.norms) == {"none", "wn", "ln", "gn", "bn"}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"train": {"norms": ["wn", "xx"]}}, r"train\.norms\[1\].*none, wn, ln, gn, bn"),
+        ({"train": {"batch_sizes": [0]}}, r"train\.batch_sizes\[0\].*>= 1"),
+        ({"train": {"n_update": 5}}, r"train\.n_update: unknown key"),
+        ({"model": {"arch": "wide"}}, r"model\.arch.*gated, plain"),
+        ({"model": {"kernel_size": 4}}, r"model\.kernel_size.*odd"),
+        ({"data": {"policies": ["SAC:x.zip"]}}, r"data\.policies\[0\].*PPO, A2C, DQN"),
+        ({"data": {"binary_mode": "onehot"}}, r"data\.binary_mode.*bits, argmax"),
+        ({"train": {"lr": -1}}, r"train\.lr.*> 0"),
+        ({"optim": {}}, r"optim: unknown section"),
+    ],
+)
+def test_bad_config_values_name_the_field(data, message):
+    with pytest.raises(ValueError, match=message):
+        parse_pixelcnn_config(data)
+
+
+def test_ambiguous_or_unknown_override_is_rejected():
+    with pytest.raises(ValueError, match="several sections"):
+        apply_pixelcnn_overrides({}, ["seed=1"])
+    with pytest.raises(ValueError, match="names no field"):
+        apply_pixelcnn_overrides({}, ["epochs=1"])
+
+
+def test_collected_dataset_holds_encoded_frames_of_the_real_env(tmp_path):
+    config = parse_pixelcnn_config(tiny(tmp_path)).data
+    path = build_dataset(config)
+    data = load_dataset(path)
+    assert data["train"].shape == (40, 1, 10, 10) and data["test"].shape == (12, 1, 10, 10)
+    assert data["train"].dtype == np.uint8 and int(data["levels"]) == 16
+    assert data["train"].max() < 16 and data["train"].max() > 0  # the paddle and bricks are on screen
+    assert str(data["env_id"]) == "MinAtar/Breakout-v1" and (data["train_policy"] == 0).all()
+    # test frames come from other seeds: not a copy of the training stream
+    assert not np.array_equal(data["train"][:12], data["test"])
+
+
+def test_frames_from_a_trained_policy(tmp_path):
+    env = envs.make_env("MinAtar/Breakout-v1", n_envs=1, seed=0)
+    PPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=1, device="cpu", seed=0).learn(32).save(
+        tmp_path / "agent.zip"
+    )
+    env.close()
+    config = parse_pixelcnn_config(tiny(tmp_path, data={"policies": ["random", f"PPO:{tmp_path / 'agent.zip'}"]}))
+    data = load_dataset(build_dataset(config.data))
+    assert sorted(set(data["train_policy"].tolist())) == [0, 1] and len(data["train"]) == 40
+    with pytest.raises(FileNotFoundError, match="missing.zip"):
+        build_dataset(parse_pixelcnn_config(tiny(tmp_path, data={"policies": ["PPO:missing.zip"]})).data)
+
+
+def test_load_dataset_rejects_other_npz(tmp_path):
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="not a PixelCNN dataset"):
+        load_dataset(tmp_path / "other.npz")
+
+
+def test_training_grid_collects_data_logs_tensorboard_and_saves_samples(tmp_path):
+    config = parse_pixelcnn_config(tiny(tmp_path))
+    assert not Path(config.data.path).exists()
+    results = run_grid(config)
+    assert Path(config.data.path).is_file()  # collected on demand
+    assert [(r.norm, r.batch_size) for r in results] == [("wn", 1), ("wn", 4), ("bn", 1), ("bn", 4)]
+    root = tmp_path / "runs" / "MinAtar_Breakout-v1"
+    for r in results:
+        run_dir = root / f"{r.norm}-b{r.batch_size}-s0"
+        assert (run_dir / "samples.png").is_file()
+        scalars = SummaryReader(str(run_dir)).scalars
+        for tag in ("train/bits_per_dim", "test/bits_per_dim", "test/bits_per_dim_train_mode_b1"):
+            values = scalars[scalars["tag"] == tag]
+            assert list(values["step"]) == [3, 6] and np.isfinite(values["value"]).all()
+    assert len((root / "summary.csv").read_text().splitlines()) == 5
+
+
+def test_command_lines(tmp_path, capsys):
+    data = tiny(tmp_path)
+    overrides = [f"data.path={data['data']['path']}", "data.n_frames=8", "data.n_test_frames=4", "data.n_envs=2"]
+    assert data_main([str(CONFIG), *overrides]) == 0
+    assert "train (8, 1, 10, 10)" in capsys.readouterr().out
+    assert ensure_dataset(parse_pixelcnn_config(data).data).is_file()
+    assert train_main([str(CONFIG), "train.norms=[sn]"]) == 2
+    assert "train.norms[0]" in capsys.readouterr().err
+
+
+def test_sample_grid_tiles_images_with_borders():
+    import torch
+
+    samples = torch.tensor([[[[0, 7], [7, 0]]], [[[7, 7], [7, 7]]]])
+    grid = sample_grid(samples, levels=8, columns=2)
+    assert grid.shape == (4, 7)
+    assert grid[1, 1] == 0 and grid[1, 2] == 255 and grid[1, 4] == 255 and grid[0, 0] == 128
