@@ -90,7 +90,7 @@ def test_frames_from_a_trained_policy(tmp_path):
     config = parse_pixelcnn_config(tiny(tmp_path, data={"policies": ["random", f"PPO:{tmp_path / 'agent.zip'}"]}))
     data = load_dataset(build_dataset(config.data))
     assert sorted(set(data["train_policy"].tolist())) == [0, 1] and len(data["train"]) == 40
-    with pytest.raises(FileNotFoundError, match="missing.zip"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.zip"):
         build_dataset(parse_pixelcnn_config(tiny(tmp_path, data={"policies": ["PPO:missing.zip"]})).data)
 
 
