@@ -125,8 +125,10 @@ class SaltAndPepper(_SpaceAware):
         return out
 
 
-class Flicker(Perturbation):
-    """Blank (set to 0) each whole observation with probability ``p``: flickering Atari/MinAtar as a POMDP.
+class Flicker(_SpaceAware):
+    """Blank each whole observation with probability ``p``: flickering Atari/MinAtar as a POMDP.
+
+    A blank observation is all zeros (clipped into the space where 0 lies outside its bounds).
 
     :param p: probability that an observation is blanked
     """
@@ -136,10 +138,14 @@ class Flicker(Perturbation):
     def __init__(self, p: float) -> None:
         super().__init__(check_probability(p, self.option))
 
+    def bind(self, space: spaces.Box) -> None:
+        super().bind(space)
+        self.blank = self._back_to_space(np.zeros(space.shape, np.float32))
+
     def __call__(self, obs: np.ndarray, rng: np.random.Generator, new_episode: np.ndarray) -> np.ndarray:
         blank = rng.random(len(obs)) < self.value
         out = obs.copy()
-        out[blank] = 0
+        out[blank] = self.blank
         return out
 
 

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -57,7 +59,8 @@ def test_salt_and_pepper_replaces_the_expected_fraction_with_bounds():
 
 def test_flicker_blanks_whole_observations():
     obs = np.ones((4000, 3, 10, 10), np.uint8)
-    out = _bound(Flicker(0.3))(obs, np.random.default_rng(0), np.zeros(4000, bool))
+    flicker = _bound(Flicker(0.3), spaces.Box(0, 1, (3, 10, 10), np.uint8))
+    out = flicker(obs, np.random.default_rng(0), np.zeros(4000, bool))
     per_obs = out.reshape(4000, -1)
     assert ((per_obs == 0).all(axis=1) | (per_obs == 1).all(axis=1)).all()
     assert abs((per_obs == 0).all(axis=1).mean() - 0.3) < 0.03
@@ -191,3 +194,24 @@ def test_vec_perturbation_needs_a_box_space():
     venv = DummyVecEnv([lambda: gym.make("Blackjack-v1")])
     with pytest.raises(ValueError, match="needs a Box observation space"):
         VecPerturbObservation(venv, [Flicker(0.1)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dtype=st.sampled_from([np.uint8, np.float32]),
+    low=st.integers(0, 100),
+    span=st.integers(1, 155),
+    std=st.floats(0, 3),
+    p=st.floats(0, 1),
+    seed=st.integers(0, 2**16),
+)
+def test_perturbed_observations_stay_in_the_space(dtype, low, span, std, p, seed):
+    space = spaces.Box(low, low + span, (3, 5, 5), dtype)
+    rng = np.random.default_rng(seed)
+    obs = np.stack([space.sample() for _ in range(6)])
+    new_episode = rng.random(6) < 0.5
+    for perturbation in make_perturbations(obs_noise_std=std, salt_pepper_p=p, flicker_p=p, frame_drop_p=p):
+        perturbation.bind(space)
+        out = perturbation(obs, rng, new_episode)
+        assert out.shape == obs.shape and out.dtype == obs.dtype
+        assert all(o in space for o in out)
