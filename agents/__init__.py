@@ -5,5 +5,7 @@ Importing this package registers the policy names, so ``PPO("WnCnnPolicy", env)`
 """
 
 from agents.policies import register_policies
+from agents.recurrent import register_recurrent_policies
 
 register_policies()
+register_recurrent_policies()
