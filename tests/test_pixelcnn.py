@@ -235,3 +235,21 @@ def test_frame_encoder_choice_and_errors():
         BinaryFrameEncoder(4, (10, 10), "onehot")
     with pytest.raises(ValueError, match="uint8"):
         GreyFrameEncoder()(np.zeros((1, 4, 84, 84), dtype=np.float32))
+
+
+@pytest.mark.parametrize("kind", ["ln", "gn", "bn"])
+def test_pixel_norm_equals_the_registry_norm_applied_to_each_pixel(kind):
+    from rlnorm.norms import make_norm
+    from rlnorm.pixelcnn_layers import PixelNorm
+
+    torch.manual_seed(0)
+    pixel = PixelNorm(kind, 16)
+    with torch.no_grad():
+        for p in pixel.parameters():
+            p.uniform_(0.5, 1.5)
+    reference = make_norm(kind, 16, spatial=False, **({"num_groups": 2} if kind == "gn" else {}))
+    reference.load_state_dict(pixel.norm.state_dict())
+    x = torch.randn(3, 16, 4, 5)
+    rows = x.permute(0, 2, 3, 1).reshape(-1, 16)
+    expected = reference(rows).reshape(3, 4, 5, 16).permute(0, 3, 1, 2)
+    torch.testing.assert_close(pixel(x), expected)
