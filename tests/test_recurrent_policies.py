@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
 import envs
@@ -229,3 +233,60 @@ def test_save_load_round_trip_in_fresh_process(alias, tmp_path: Path):
     assert loaded["lstm"] == type(model.policy.lstm_actor).__name__
     assert loaded["actions"] == actions.tolist()
     np.testing.assert_allclose(np.array(loaded["h"]), state[0], rtol=1e-6, atol=1e-6)
+
+
+class CueRecallEnv(gym.Env):
+    """A memory task: a cue (-1 or +1) shown only at the first step must be reported ``delay`` steps later.
+
+    Observations are ``[cue, query]``: ``[±1, 0]`` first, then ``[0, 0]``, and ``[0, 1]`` when the answer is due.
+    The action taken on the query step is rewarded 1 if it names the cue (action 1 for +1), else 0; nothing else
+    is rewarded. Every observation after the first is the same whatever the cue, so any memoryless policy
+    succeeds with probability 1/2.
+
+    :param delay: steps between the cue and the query
+    """
+
+    def __init__(self, delay: int = 4) -> None:
+        self.delay = delay
+        self.observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.cue = int(self.np_random.integers(2))
+        self.t = 0
+        return np.array([2 * self.cue - 1, 0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        if self.t <= self.delay:
+            return np.array([0, float(self.t == self.delay)], np.float32), 0.0, False, False, {}
+        return np.zeros(2, np.float32), float(int(action) == self.cue), True, False, {}
+
+
+def _success_rate(model, n_episodes: int = 200) -> float:
+    env = make_vec_env(CueRecallEnv, n_envs=8, seed=12345)
+    obs, state, start, rewards = env.reset(), None, np.ones(8, bool), []
+    while len(rewards) < n_episodes:
+        action, state = model.predict(obs, state=state, episode_start=start, deterministic=True)
+        obs, reward, done, _ = env.step(action)
+        start = done
+        rewards += list(reward[done])
+    return float(np.mean(rewards))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alias", ["LnLstmPolicy", "WnLstmPolicy", "MlpPolicy"])
+def test_learns_memory_task_that_feed_forward_cannot(alias):
+    env = make_vec_env(CueRecallEnv, n_envs=8, seed=0)
+    common = dict(n_steps=32, batch_size=64, n_epochs=8, learning_rate=3e-3, gamma=0.9, ent_coef=0.0, seed=0)
+    if alias == "MlpPolicy":  # the memoryless control, same budget
+        model = PPO(alias, env, policy_kwargs=dict(net_arch=[32]), device="cpu", **common)
+    else:
+        model = RecurrentPPO(alias, env, policy_kwargs=dict(lstm_hidden_size=32, net_arch=[32]), device="cpu", **common)
+    model.learn(12_000)
+    success = _success_rate(model)
+    if alias == "MlpPolicy":
+        assert success < 0.7, success
+    else:
+        assert success >= 0.9, success
