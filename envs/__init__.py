@@ -6,7 +6,7 @@
 
 from envs.atari import AleVecEnv, AtariConfig, make_atari_env_single
 from envs.factory import BACKENDS, make_env
-from envs.minatar import MINATAR_GAMES, MinAtarConfig, make_minatar_env_single
+from envs.minatar import MINATAR_GAMES, MinAtarConfig, MinAtarVecEnv, make_minatar_env_single
 from envs.noise import NOISE_OPTIONS, add_noise, noise_config
 from envs.pomdp import POMDP_ENVS, register_pomdp_envs
 
@@ -20,6 +20,7 @@ __all__ = [
     "AleVecEnv",
     "AtariConfig",
     "MinAtarConfig",
+    "MinAtarVecEnv",
     "add_noise",
     "make_atari_env_single",
     "make_env",

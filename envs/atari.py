@@ -15,8 +15,7 @@ Episode length ``info["episode"]["l"]`` counts agent steps (decisions), in both 
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import ale_py
@@ -33,9 +32,9 @@ from stable_baselines3.common.atari_wrappers import (
     NoopResetEnv,
 )
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
+from envs.batched import BatchedVecEnv
 from envs.checks import check_bool, check_int, check_probability
 
 # Subprocess workers import this module to build their env, so registration happens there too.
@@ -176,18 +175,19 @@ def make_atari_env_single(env_id: str, config: AtariConfig) -> gym.Env:
     return env
 
 
-class AleVecEnv(VecEnv):
+class AleVecEnv(BatchedVecEnv):
     """ale-py's multithreaded vector env as an SB3 ``VecEnv`` (auto-reset, ``terminal_observation``, episodes).
 
     The C++ env runs with unclipped rewards and without life-loss terminations; both are applied here so the
     true game score and length land in ``info["episode"] = {"r", "l", "t"}`` at game over, as SB3's ``Monitor``
     reports them. A life loss during training ends the episode for the learner (``done`` with the current frame
-    as ``terminal_observation``) while the game goes on.
+    as ``terminal_observation``) while the game goes on; unlike SB3's wrappers, no no-op step is inserted, the
+    frame stack is kept, and FIRE is pressed only at the start of a game.
 
     :param env_id: an ``ALE/<Game>-v5`` id
     :param n_envs: number of games run in parallel
     :param config: the preprocessing
-    :param num_threads: C++ worker threads (0: one per env, capped by ale-py at the core count)
+    :param num_threads: C++ worker threads (0: ale-py's default)
     """
 
     def __init__(self, env_id: str, n_envs: int, config: AtariConfig, num_threads: int = 0) -> None:
@@ -211,13 +211,9 @@ class AleVecEnv(VecEnv):
             life_loss_info=False,
             reward_clipping=False,
         )
-        self.render_mode = None
         super().__init__(n_envs, self.ale.single_observation_space, self.ale.single_action_space)
         self._actions = np.zeros(n_envs, dtype=np.int32)
-        self._returns = np.zeros(n_envs, dtype=np.float64)
-        self._lengths = np.zeros(n_envs, dtype=np.int64)
         self._lives = np.zeros(n_envs, dtype=np.int32)
-        self._t_start = time.time()
 
     def reset(self) -> VecEnvObs:
         """Reset every game, using the seeds set by :meth:`seed` (consecutive seeds, one per env) once."""
@@ -228,8 +224,7 @@ class AleVecEnv(VecEnv):
             seeds = np.array([-1 if s is None else s for s in self._seeds], dtype=np.int64)
             obs, info = self.ale.reset(seed=seeds)
         self._reset_seeds()
-        self._returns[:] = 0.0
-        self._lengths[:] = 0
+        self.episode_stats.restart()
         self._lives[:] = info["lives"]
         self.reset_infos = [{"lives": int(lives)} for lives in info["lives"]]
         return obs
@@ -242,8 +237,7 @@ class AleVecEnv(VecEnv):
         """Step every game; ended games are already reset in the returned observations."""
         obs, rewards, terminated, truncated, info = self.ale.step(self._actions)
         rewards = rewards.astype(np.float32)
-        self._returns += rewards
-        self._lengths += 1
+        self.episode_stats.add(rewards)
         lives = info["lives"]
         game_over = terminated | truncated
         dones = game_over.copy()
@@ -255,13 +249,7 @@ class AleVecEnv(VecEnv):
             info_i["terminal_observation"] = info["final_obs"][i] if game_over[i] else obs[i].copy()
             info_i["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             if game_over[i]:
-                info_i["episode"] = {
-                    "r": round(float(self._returns[i]), 6),
-                    "l": int(self._lengths[i]),
-                    "t": round(time.time() - self._t_start, 6),
-                }
-                self._returns[i] = 0.0
-                self._lengths[i] = 0
+                info_i["episode"] = self.episode_stats.finish(i)
         self._lives = lives.copy()
         if self.config.training:
             rewards = np.sign(rewards)
@@ -270,42 +258,3 @@ class AleVecEnv(VecEnv):
     def close(self) -> None:
         """Stop the C++ worker threads."""
         self.ale.close()
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """Attributes are shared by all games of the vector env.
-
-        :param attr_name: attribute of this object (e.g. ``"render_mode"``, ``"config"``)
-        :param indices: which envs to report for
-        """
-        if attr_name == "render_mode":
-            value = None
-        elif attr_name == "config_dict":
-            value = asdict(self.config)
-        else:
-            value = getattr(self, attr_name)
-        return [value for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Not supported: the games live in C++.
-
-        :param attr_name: the attribute
-        :param value: its value
-        :param indices: which envs
-        """
-        raise NotImplementedError("AleVecEnv: sub-environment attributes live in C++ and cannot be set")
-
-    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list:
-        """Not supported: the games live in C++.
-
-        :param method_name: the method
-        :param indices: which envs
-        """
-        raise NotImplementedError(f"AleVecEnv: cannot call {method_name!r} on C++ sub-environments")
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        """No gymnasium wrapper is involved; reports ``True`` for ``Monitor`` since episode stats are recorded.
-
-        :param wrapper_class: the wrapper asked about
-        :param indices: which envs
-        """
-        return [wrapper_class is Monitor for _ in self._get_indices(indices)]

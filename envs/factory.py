@@ -11,17 +11,22 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack
 
 from envs.atari import ATARI_OPTIONS, AleVecEnv, AtariConfig, atari_game, is_atari_id, make_atari_env_single
-from envs.checks import check_choice, check_int
+from envs.checks import check_bool, check_choice, check_int
 from envs.minatar import (
     MINATAR_OPTIONS,
     MinAtarConfig,
+    MinAtarVecEnv,
     is_minatar_id,
     make_minatar_env_single,
     register_minatar,
 )
 from envs.noise import NOISE_OPTIONS, add_noise
 
-BACKENDS = ("ale", "subproc", "dummy")
+# Per family; the first is the default.
+ATARI_BACKENDS = ("ale", "subproc", "dummy")
+MINATAR_BACKENDS = ("batched", "dummy", "subproc")
+GYM_BACKENDS = ("dummy", "subproc")
+BACKENDS = ("ale", "batched", "subproc", "dummy")
 COMMON_OPTIONS = ("backend", "training", "noise_seed", *NOISE_OPTIONS)
 GYM_OPTIONS = ("max_episode_steps", "env_kwargs")
 
@@ -56,6 +61,41 @@ def _vectorize(kind: str, env_id: str, config: Any, n_envs: int, backend: str) -
     return DummyVecEnv(thunks)
 
 
+def _make_atari(env_id: str, n_envs: int, training: bool, options: dict[str, Any]) -> VecEnv:
+    atari_game(env_id)
+    _check_options(env_id, options, ATARI_OPTIONS[1:] + COMMON_OPTIONS + ("num_threads",))
+    backend = check_choice(options.pop("backend", ATARI_BACKENDS[0]), "backend", ATARI_BACKENDS)
+    num_threads = check_int(options.pop("num_threads", 0), "num_threads", 0)
+    config = AtariConfig(training=training, **options)
+    if backend == "ale":
+        return AleVecEnv(env_id, n_envs, config, num_threads=num_threads)
+    if num_threads:
+        raise ValueError("num_threads applies to backend='ale' only")
+    venv = _vectorize("atari", env_id, config, n_envs, backend)
+    return VecFrameStack(venv, config.frame_stack, channels_order="first")
+
+
+def _make_minatar(env_id: str, n_envs: int, options: dict[str, Any]) -> VecEnv:
+    _check_options(env_id, options, MINATAR_OPTIONS + COMMON_OPTIONS)
+    backend = check_choice(options.pop("backend", MINATAR_BACKENDS[0]), "backend", MINATAR_BACKENDS)
+    config = MinAtarConfig(**options)
+    if backend == "batched":
+        return MinAtarVecEnv(env_id, n_envs, config)
+    return _vectorize("minatar", env_id, config, n_envs, backend)
+
+
+def _make_gym(env_id: str, n_envs: int, options: dict[str, Any]) -> VecEnv:
+    _check_options(env_id, options, GYM_OPTIONS + COMMON_OPTIONS)
+    backend = check_choice(options.pop("backend", GYM_BACKENDS[0]), "backend", GYM_BACKENDS)
+    max_steps = options.get("max_episode_steps")
+    if max_steps is not None:
+        check_int(max_steps, "max_episode_steps", 1)
+    env_kwargs = options.get("env_kwargs") or {}
+    if not isinstance(env_kwargs, dict):
+        raise ValueError(f"env_kwargs must be a dict of keyword arguments, got {env_kwargs!r}")
+    return _vectorize("gym", env_id, (max_steps, env_kwargs), n_envs, backend)
+
+
 def make_env(env_id: str, n_envs: int = 1, seed: int = 0, **options: Any) -> VecEnv:
     """Build ``n_envs`` copies of ``env_id`` as one seeded SB3 ``VecEnv``.
 
@@ -63,17 +103,17 @@ def make_env(env_id: str, n_envs: int = 1, seed: int = 0, **options: Any) -> Vec
 
     - Atari (``ALE/<Game>-v5``): channel-first ``uint8`` ``(frame_stack, 84, 84)`` frames; options
       ``noop_max, frame_skip, screen_size, frame_stack, sticky_actions, full_action_space, fire_reset,
-      max_episode_frames`` (see :class:`envs.atari.AtariConfig`); ``backend`` ``"ale"`` (default, ale-py's
-      C++ vector env), ``"subproc"`` or ``"dummy"`` (SB3 wrappers per env).
+      max_episode_frames`` (see :class:`envs.atari.AtariConfig`) and ``num_threads``; ``backend`` ``"ale"``
+      (default, ale-py's C++ vector env), ``"subproc"`` or ``"dummy"`` (SB3's Atari wrappers per env).
     - MinAtar (``MinAtar/<Game>-v1``, extra ``rlnorm[minatar]``): ``uint8`` ``(C, 10, 10)`` in ``{0, 1}``;
-      options ``sticky_actions, difficulty_ramping, max_episode_steps``; backend ``"dummy"`` (default) or
-      ``"subproc"``.
+      options ``sticky_actions, difficulty_ramping, max_episode_steps``; ``backend`` ``"batched"`` (default,
+      all games in one loop), ``"dummy"`` or ``"subproc"``.
     - Any other gymnasium id (classic control, the ``...NoVel`` POMDPs): options ``max_episode_steps,
-      env_kwargs``; backend ``"dummy"`` (default) or ``"subproc"``.
+      env_kwargs``; ``backend`` ``"dummy"`` (default) or ``"subproc"``.
 
-    Common options: ``training`` (Atari: clip rewards and end episodes at life losses; default ``True``),
-    ``obs_noise_std``, ``salt_pepper_p``, ``flicker_p``, ``frame_drop_p``, ``action_repeat_p`` (see
-    :mod:`envs.noise`; default 0) and ``noise_seed`` (default derived from ``seed``).
+    Common options: ``training`` (Atari: clip rewards and end episodes at life losses; default ``True``; other
+    families ignore it), ``obs_noise_std``, ``salt_pepper_p``, ``flicker_p``, ``frame_drop_p``,
+    ``action_repeat_p`` (see :mod:`envs.noise`; default 0) and ``noise_seed`` (default derived from ``seed``).
 
     Episode statistics with the true (unclipped) game score reach ``info["episode"]`` (SB3's ``Monitor``
     format) so ``rollout/ep_rew_mean`` reports game scores.
@@ -94,42 +134,14 @@ def make_env(env_id: str, n_envs: int = 1, seed: int = 0, **options: Any) -> Vec
     noise = {name: options.pop(name) for name in NOISE_OPTIONS if name in options}
     noise_seed = options.pop("noise_seed", None)
     noise_seed = seed + 1_000_003 if noise_seed is None else check_int(noise_seed, "noise_seed", 0)
-    training = options.pop("training", True)
+    training = check_bool(options.pop("training", True), "training")
 
     if is_atari_id(env_id):
-        atari_game(env_id)
-        _check_options(env_id, options, ATARI_OPTIONS[1:] + COMMON_OPTIONS + ("num_threads",))
-        backend = check_choice(options.pop("backend", "ale"), "backend", BACKENDS)
-        num_threads = check_int(options.pop("num_threads", 0), "num_threads", 0)
-        config = AtariConfig(training=training, **options)
-        if backend == "ale":
-            venv: VecEnv = AleVecEnv(env_id, n_envs, config, num_threads=num_threads)
-        else:
-            if num_threads:
-                raise ValueError("num_threads applies to backend='ale' only")
-            venv = _vectorize("atari", env_id, config, n_envs, backend)
-            venv = VecFrameStack(venv, config.frame_stack, channels_order="first")
+        venv = _make_atari(env_id, n_envs, training, options)
+    elif is_minatar_id(env_id):
+        venv = _make_minatar(env_id, n_envs, options)
     else:
-        if is_minatar_id(env_id):
-            allowed, kind = MINATAR_OPTIONS, "minatar"
-        else:
-            allowed, kind = GYM_OPTIONS, "gym"
-        _check_options(env_id, options, allowed + COMMON_OPTIONS)
-        backend = check_choice(options.pop("backend", "dummy"), "backend", BACKENDS[1:])
-        if not isinstance(training, bool):
-            raise ValueError(f"training must be true or false, got {training!r}")
-        if kind == "minatar":
-            config: Any = MinAtarConfig(**options)
-        else:
-            max_steps = options.get("max_episode_steps")
-            if max_steps is not None:
-                check_int(max_steps, "max_episode_steps", 1)
-            env_kwargs = options.get("env_kwargs") or {}
-            if not isinstance(env_kwargs, dict):
-                raise ValueError(f"env_kwargs must be a dict of keyword arguments, got {env_kwargs!r}")
-            config = (max_steps, env_kwargs)
-        venv = _vectorize(kind, env_id, config, n_envs, backend)
-
+        venv = _make_gym(env_id, n_envs, options)
     venv.seed(seed)
     venv.action_space.seed(seed)
     return add_noise(venv, seed=noise_seed, **noise)

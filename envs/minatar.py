@@ -6,11 +6,14 @@ MinAtar is GPL-3.0, so it stays an optional extra: it is imported only when a ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from envs.batched import BatchedVecEnv
 from envs.checks import check_int, check_probability
 
 MINATAR_PREFIX = "MinAtar/"
@@ -117,3 +120,81 @@ def make_minatar_env_single(env_id: str, config: MinAtarConfig) -> gym.Env:
         max_episode_steps=config.max_episode_steps,
     )
     return ChannelFirstBinary(GymnasiumCompat(env))
+
+
+class MinAtarVecEnv(BatchedVecEnv):
+    """``n_envs`` MinAtar games stepped in one loop, as an SB3 ``VecEnv`` without per-env wrappers.
+
+    Same observations, rewards, dones and episode statistics as ``DummyVecEnv`` over
+    :func:`make_minatar_env_single` + ``Monitor`` for the same seeds and actions, several times faster
+    (SB3's ``DummyVecEnv`` deep-copies every info dict and each wrapper layer costs a Python call per step).
+
+    :param env_id: a ``MinAtar/<Game>-v0|v1`` id (v1: minimal action set)
+    :param n_envs: number of games
+    :param config: the game options
+    """
+
+    def __init__(self, env_id: str, n_envs: int, config: MinAtarConfig) -> None:
+        register_minatar()
+        from minatar import Environment
+
+        kwargs = gym.spec(env_id).kwargs
+        self.config = config
+        self.games = [
+            Environment(
+                kwargs["game"],
+                sticky_action_prob=config.sticky_actions,
+                difficulty_ramping=config.difficulty_ramping,
+            )
+            for _ in range(n_envs)
+        ]
+        game = self.games[0]
+        actions = game.minimal_action_set() if kwargs["use_minimal_action_set"] else range(game.num_actions())
+        self.action_set = list(actions)
+        height, width, channels = game.state_shape()
+        observation_space = spaces.Box(0, 1, (channels, height, width), np.uint8)
+        super().__init__(n_envs, observation_space, spaces.Discrete(len(self.action_set)))
+        self._obs = np.zeros((n_envs, channels, height, width), dtype=np.uint8)
+        self._actions: list[int] = [0] * n_envs
+
+    def reset(self) -> np.ndarray:
+        """Reset every game, using the seeds set by :meth:`seed` once."""
+        for i, game in enumerate(self.games):
+            if self._seeds[i] is not None:
+                game.seed(self._seeds[i])
+            game.reset()
+            self._obs[i] = game.state().transpose(2, 0, 1)
+        self._reset_seeds()
+        self.episode_stats.restart()
+        return self._obs.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """:param actions: one discrete action per env"""
+        self._actions = np.asarray(actions).reshape(self.num_envs).tolist()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step every game; ended games are already reset in the returned observations."""
+        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        dones = np.zeros(self.num_envs, dtype=bool)
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        stats = self.episode_stats
+        for i, game in enumerate(self.games):
+            reward, terminated = game.act(self.action_set[self._actions[i]])
+            rewards[i] = reward
+            stats.returns[i] += reward
+            stats.lengths[i] += 1
+            truncated = not terminated and stats.lengths[i] >= self.config.max_episode_steps
+            self._obs[i] = game.state().transpose(2, 0, 1)
+            if terminated or truncated:
+                dones[i] = True
+                infos[i] = {
+                    "terminal_observation": self._obs[i].copy(),
+                    "TimeLimit.truncated": bool(truncated),
+                    "episode": stats.finish(i),
+                }
+                game.reset()
+                self._obs[i] = game.state().transpose(2, 0, 1)
+        return self._obs.copy(), rewards, dones, infos
+
+    def close(self) -> None:
+        """Nothing to release."""

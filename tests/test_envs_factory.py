@@ -39,7 +39,7 @@ def test_unknown_option_is_named_with_the_allowed_ones(env_id, option, allowed):
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="n_envs must be an integer >= 1"):
         make_env("CartPole-v1", n_envs=0)
-    with pytest.raises(ValueError, match="backend must be one of 'subproc', 'dummy', got 'ale'"):
+    with pytest.raises(ValueError, match="backend must be one of 'batched', 'dummy', 'subproc', got 'ale'"):
         make_env("MinAtar/Breakout-v1", backend="ale")
     with pytest.raises(ValueError, match="sticky_actions must be a probability"):
         make_env("MinAtar/Breakout-v1", sticky_actions=-0.1)
@@ -66,6 +66,33 @@ def test_minatar_is_channel_first_binary(game):
     assert obs.shape == (2, *space.shape) and obs.dtype == np.uint8 and obs.max() == 1
     obs, *_ = venv.step(np.zeros(2, np.int64))
     assert set(np.unique(obs)) <= {0, 1}
+
+
+@pytest.mark.parametrize("max_episode_steps", [10_000, 15])
+def test_batched_minatar_matches_dummy_vec_env_exactly(max_episode_steps):
+    """Same seeds (sticky actions included) and actions: same frames, rewards, dones, terminal frames, episodes."""
+    kwargs = {"n_envs": 3, "seed": 7, "max_episode_steps": max_episode_steps}
+    batched = make_env("MinAtar/Breakout-v1", backend="batched", **kwargs)
+    dummy = make_env("MinAtar/Breakout-v1", backend="dummy", **kwargs)
+    np.testing.assert_array_equal(batched.reset(), dummy.reset())
+    rng = np.random.default_rng(0)
+    n_episodes = 0
+    for _ in range(300):
+        actions = rng.integers(0, batched.action_space.n, 3)
+        obs_b, rew_b, done_b, info_b = batched.step(actions)
+        obs_d, rew_d, done_d, info_d = dummy.step(actions)
+        np.testing.assert_array_equal(obs_b, obs_d)
+        np.testing.assert_array_equal(rew_b, rew_d)
+        np.testing.assert_array_equal(done_b, done_d)
+        for i in np.flatnonzero(done_b):
+            np.testing.assert_array_equal(info_b[i]["terminal_observation"], info_d[i]["terminal_observation"])
+            assert info_b[i]["TimeLimit.truncated"] == info_d[i]["TimeLimit.truncated"]
+            assert (info_b[i]["episode"]["r"], info_b[i]["episode"]["l"]) == (
+                info_d[i]["episode"]["r"],
+                info_d[i]["episode"]["l"],
+            )
+            n_episodes += 1
+    assert n_episodes >= 10
 
 
 def test_minatar_single_env_passes_env_checkers():
