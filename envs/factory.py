@@ -63,7 +63,8 @@ def _vectorize(kind: str, env_id: str, config: Any, n_envs: int, backend: str) -
 
 def _make_atari(env_id: str, n_envs: int, training: bool, options: dict[str, Any]) -> VecEnv:
     atari_game(env_id)
-    _check_options(env_id, options, ATARI_OPTIONS[1:] + COMMON_OPTIONS + ("num_threads",))
+    game_options = tuple(name for name in ATARI_OPTIONS if name != "training")
+    _check_options(env_id, options, game_options + COMMON_OPTIONS + ("num_threads",))
     backend = check_choice(options.pop("backend", ATARI_BACKENDS[0]), "backend", ATARI_BACKENDS)
     num_threads = check_int(options.pop("num_threads", 0), "num_threads", 0)
     config = AtariConfig(training=training, **options)

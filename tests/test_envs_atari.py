@@ -172,3 +172,26 @@ def test_bad_atari_options_are_named():
         make_env("ALE/Pong-v5", backend="threads")
     with pytest.raises(ValueError, match=r"'ALE/<Game>-v5'"):
         make_env("PongNoFrameskip-v4")
+
+
+def _random_games(backend: str, n_games: int) -> np.ndarray:
+    """(score, length) of ``n_games`` random-play Breakout games with the default preprocessing."""
+    venv = make_env("ALE/Breakout-v5", n_envs=8, seed=0, backend=backend, training=False)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    games: list[tuple[float, int]] = []
+    while len(games) < n_games:
+        _, _, _, infos = venv.step(rng.integers(0, 4, 8))
+        games += [(info["episode"]["r"], info["episode"]["l"]) for info in infos if "episode" in info]
+    venv.close()
+    return np.array(games[:n_games])
+
+
+@pytest.mark.slow
+def test_default_backends_have_the_same_game_statistics():
+    """With random no-ops, sticky actions and fire reset the RNG streams differ, so compare distributions."""
+    ale, dummy = _random_games("ale", 160), _random_games("dummy", 160)
+    for column, name in enumerate(("score", "length")):
+        a, b = ale[:, column], dummy[:, column]
+        stderr = np.sqrt(a.var() / len(a) + b.var() / len(b))
+        assert abs(a.mean() - b.mean()) < 4 * stderr, f"{name}: ale {a.mean():.2f}, dummy {b.mean():.2f}"
