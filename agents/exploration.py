@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from rlnorm.pixelcnn_layers import PIXELCNN_NORMS
 
 EXPLORATION_KINDS: tuple[str, ...] = ("pseudocount",)
 INFO_KEY = "pseudo_count"
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class PseudoCountConfig:
     :param size: Atari frames are downsampled to ``size x size``
     :param bits: Atari grey levels kept (3 bits -> 8 levels)
     :param binary_mode: MinAtar channels ``bits`` (lossless) or ``argmax`` (collapsed)
-    :param device: torch device of the density model
+    :param device: torch device of the density model: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA if available)
     :param seed: seed of the density model's initialization
     """
 
@@ -78,6 +80,8 @@ class PseudoCountConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "seed" else 1):
                 raise ValueError(f"exploration.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
+            raise ValueError(f"exploration.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"exploration.kernel_size must be odd, got {self.kernel_size}")
         for name, allowed in (("norm", PIXELCNN_NORMS), ("arch", ARCHS), ("binary_mode", BINARY_MODES)):
@@ -128,7 +132,8 @@ class PseudoCountReward(VecEnvWrapper):
         self.encoder = frame_encoder_for(
             space.shape, int(np.max(space.high)), size=cfg.size, bits=cfg.bits, binary_mode=cfg.binary_mode
         )
-        self.device = torch.device(cfg.device)
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(auto if cfg.device == "auto" else cfg.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.density = PixelCNN(

@@ -121,5 +121,24 @@ def test_bad_options_raise_clear_errors():
         PseudoCountConfig(beta=-1.0)
     with pytest.raises(ValueError, match=r"exploration\.kernel_size.*odd"):
         PseudoCountConfig(kernel_size=4)
+    with pytest.raises(ValueError, match=r"exploration\.device"):
+        PseudoCountConfig(device="gpu")
     with pytest.raises(ValueError, match="channel-first uint8 image"):
         PseudoCountReward(envs.make_env("CartPole-v1", n_envs=1))
+
+
+@pytest.mark.parametrize("name", ["pseudocount.yaml", "pseudocount_minatar.yaml"])
+def test_shipped_pseudocount_configs_are_valid(name):
+    from pathlib import Path
+
+    from agents.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
+    settings = PseudoCountConfig.from_dict(config.exploration)
+    assert config.exploration["kind"] == "pseudocount" and settings.norm in ("wn", "ln")
+    if name == "pseudocount_minatar.yaml":
+        env = wrap_exploration(envs.make_env(config.envs[0], n_envs=1), config.exploration)
+        assert isinstance(env, PseudoCountReward) and env.encoder.levels == 16
+        env.close()
+    else:
+        assert all(env_id.startswith("ALE/") for env_id in config.envs)
