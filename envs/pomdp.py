@@ -2,8 +2,9 @@
 
 ``import envs`` registers ``CartPoleNoVel-v1``, ``PendulumNoVel-v1``, ``AcrobotNoVel-v1``, ``MountainCarNoVel-v0``
 and ``MountainCarContinuousNoVel-v0`` (same dynamics, rewards and time limits as the full-state ids). A policy
-must integrate positions over time to act well, which is what the recurrent policies are tested on. Flickering
-image observations (the other POMDP family) are an observation perturbation: see :class:`envs.noise.Flicker`.
+must integrate positions over time to act well, which is what the recurrent policies are tested on.
+Flickering image observations (the other POMDP family) are an observation perturbation:
+:class:`envs.perturbations.Flicker`, i.e. ``make_env(..., flicker_p=p)``.
 """
 
 from __future__ import annotations

@@ -11,16 +11,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from envs import add_noise, make_env, noise_config
-from envs.noise import (
-    Flicker,
-    FrameDrop,
-    GaussianNoise,
-    PerturbObservation,
-    RepeatActionNoise,
-    SaltAndPepper,
-    VecPerturbObservation,
-    make_perturbations,
-)
+from envs.noise import PerturbObservation, RepeatActionNoise, VecPerturbObservation
+from envs.perturbations import Flicker, FrameDrop, GaussianNoise, SaltAndPepper, make_perturbations
 
 IMAGE = spaces.Box(0, 255, (4, 84, 84), np.uint8)
 
