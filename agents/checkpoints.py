@@ -128,8 +128,10 @@ def non_finite_report(model: BaseAlgorithm) -> str | None:
 class NonFiniteGuardCallback(BaseCallback):
     """Stop training as soon as an update produced NaN/inf in a loss or a parameter.
 
-    Checked at the start of each rollout (i.e. right after the previous update) and at the end of training;
-    it raises :class:`NonFiniteError`, so nothing after it (in particular no checkpoint) sees the bad model.
+    Checked at the start of each rollout (i.e. right after the previous update), before each update and at the
+    end of training; it raises :class:`NonFiniteError`, so nothing after it (in particular no checkpoint) sees
+    the bad model. NaN that appears in the middle of an update usually makes torch raise first (invalid
+    distribution parameters); :func:`agents.train.train_run` turns such errors into the same message.
     """
 
     def _check(self) -> None:
@@ -141,6 +143,9 @@ class NonFiniteGuardCallback(BaseCallback):
             )
 
     def _on_rollout_start(self) -> None:
+        self._check()
+
+    def _on_rollout_end(self) -> None:
         self._check()
 
     def _on_step(self) -> bool:

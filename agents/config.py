@@ -34,8 +34,15 @@ import yaml
 ALGOS = ("PPO", "A2C", "DQN", "RecurrentPPO")
 NETWORKS = ("auto", "cnn", "mlp")
 BACKENDS = ("local", "ray")
+#: ``policy_kwargs.activation_fn`` names (YAML cannot hold a class)
+ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
 #: evaluation noise kind -> ``envs.make_env`` option that applies it
-NOISE_OPTIONS = {"gaussian": "obs_noise_std", "salt_pepper": "salt_pepper_p", "flicker": "flicker_p"}
+NOISE_OPTIONS = {
+    "gaussian": "obs_noise_std",
+    "salt_pepper": "salt_pepper_p",
+    "flicker": "flicker_p",
+    "frame_drop": "frame_drop_p",
+}
 #: hyperparameters the training entry point sets itself
 RESERVED_HYPERPARAMS = ("policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model")
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -142,7 +149,8 @@ class ExperimentConfig:
     :param train: see :class:`TrainConfig`
     :param network: ``cnn`` / ``mlp`` policy family, or ``auto`` (images -> cnn)
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
-    :param hyperparams: algorithm arguments keyed by ``default`` or env id (env entries override default)
+    :param hyperparams: algorithm arguments keyed by ``default`` or env id (env entries override default);
+        ``n_envs`` there overrides ``train.n_envs`` for that env
     :param policy_kwargs: extra policy arguments (``norm`` is set per arm)
     :param env_options: options for ``envs.make_env`` (training envs; evaluation adds ``training=False``)
     :param eval: see :class:`EvalConfig`
@@ -180,7 +188,19 @@ class ExperimentConfig:
         """
         merged = dict(self.hyperparams.get("default", {}))
         merged.update(self.hyperparams.get(env_id, {}))
+        merged.pop("n_envs", None)
         return merged
+
+    def env_n_envs(self, env_id: str) -> int:
+        """Parallel training envs for one env: ``hyperparams[env_id].n_envs`` (rl-zoo style), else
+        ``hyperparams.default.n_envs``, else ``train.n_envs``.
+
+        :param env_id: one of :attr:`envs`
+        """
+        for block in (env_id, "default"):
+            if "n_envs" in self.hyperparams.get(block, {}):
+                return int(self.hyperparams[block]["n_envs"])
+        return self.train.n_envs
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML-able data (tuples become lists)."""
@@ -325,8 +345,7 @@ def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
         raise p.fail("device", f"must be auto, cpu, mps, cuda or cuda:N; got {device!r}")
     hyperparams = _parse_hyperparams(p, data.get("hyperparams", {}) or {}, algo, env_ids)
     policy_kwargs = dict(p.mapping(data.get("policy_kwargs", {}) or {}, "policy_kwargs"))
-    if "norm" in policy_kwargs:
-        raise p.fail("policy_kwargs.norm", "set by the 'norms' list; remove it here")
+    _check_policy_kwargs(p, policy_kwargs, "policy_kwargs")
     env_options = dict(p.mapping(data.get("env_options", {}) or {}, "env_options"))
     for key in ("env_id", "n_envs", "seed"):
         if key in env_options:
@@ -425,13 +444,15 @@ def _parse_sweep(p: _Parser, data: Any) -> SweepConfig:
 def _parse_hyperparams(p: _Parser, data: Any, algo: str, env_ids: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     data = p.mapping(data, "hyperparams")
     allowed_blocks = ("default", *env_ids)
-    valid = sorted(_algo_parameters(algo) - set(RESERVED_HYPERPARAMS))
+    valid = sorted((_algo_parameters(algo) - set(RESERVED_HYPERPARAMS)) | {"n_envs"})
     out: dict[str, dict[str, Any]] = {}
     for block, params in data.items():
         if block not in allowed_blocks:
-            close = difflib.get_close_matches(block, allowed_blocks, n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}?" if close else f"use 'default' or one of envs: {', '.join(env_ids)}"
-            raise p.fail(f"hyperparams.{block}", f"not an env of this config; {hint}")
+            # blocks for other envs are kept (a config may serve several env lists, e.g. `envs=[...]`
+            # overrides), but a near miss of a listed env is a typo
+            close = difflib.get_close_matches(block, allowed_blocks, n=1, cutoff=0.8)
+            if close:
+                raise p.fail(f"hyperparams.{block}", f"not an env of this config; did you mean {close[0]!r}?")
         params = p.mapping(params or {}, f"hyperparams.{block}")
         for key, value in params.items():
             path = f"hyperparams.{block}.{key}"
@@ -441,8 +462,10 @@ def _parse_hyperparams(p: _Parser, data: Any, algo: str, env_ids: tuple[str, ...
                 close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
                 hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(valid)}"
                 raise p.fail(path, f"not an argument of {algo}; {hint}")
-            if key == "policy_kwargs":
-                p.mapping(value, path)
+            if key == "n_envs":
+                p.integer(value, path, minimum=1)
+            elif key == "policy_kwargs":
+                _check_policy_kwargs(p, p.mapping(value, path), path)
             elif isinstance(value, str) and key in ("learning_rate", "clip_range", "clip_range_vf"):
                 parse_schedule(value, lambda problem, path=path: p.fail(path, problem))
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -453,6 +476,13 @@ def _parse_hyperparams(p: _Parser, data: Any, algo: str, env_ids: tuple[str, ...
                     raise p.fail(path, f"must be <= {at_most}, got {value}")
         out[block] = dict(params)
     return out
+
+
+def _check_policy_kwargs(p: _Parser, kwargs: Mapping[str, Any], path: str) -> None:
+    if "norm" in kwargs:
+        raise p.fail(f"{path}.norm", "set by the 'norms' list; remove it here")
+    if "activation_fn" in kwargs:
+        p.choice(kwargs["activation_fn"], f"{path}.activation_fn", ACTIVATIONS)
 
 
 def parse_schedule(value: str, fail: Any = None) -> float:
@@ -474,8 +504,17 @@ def parse_schedule(value: str, fail: Any = None) -> float:
 
 
 def _check_exploration(p: _Parser, exploration: dict[str, Any]) -> None:
-    kinds = ("pseudocount",)
-    p.choice(exploration.get("kind"), "exploration.kind", kinds)
+    from agents.exploration import EXPLORATION_KINDS, PseudoCountConfig
+
+    p.choice(exploration.get("kind"), "exploration.kind", EXPLORATION_KINDS)
+    try:
+        PseudoCountConfig.from_dict(exploration)
+    except (ValueError, TypeError) as err:
+        # the exploration module names the key itself ("exploration.beta must be ...")
+        named = re.match(r"^exploration\.(\w+):? (.*)$", str(err))
+        if named:
+            raise p.fail(f"exploration.{named[1]}", named[2]) from None
+        raise p.fail("exploration", str(err).removeprefix("exploration").lstrip(".: ")) from None
 
 
 # ------------------------------------------------------------------------------------------ loading

@@ -37,7 +37,7 @@ def _color(norm: str) -> str:
 def _grid(n: int) -> tuple[plt.Figure, np.ndarray]:
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(5.5 * cols, 7.0), 4.0 * rows + 0.6), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes
@@ -81,7 +81,7 @@ def plot_learning_curves(scalars: pd.DataFrame, envs: Sequence[str], norms: Sequ
         ax.set_ylabel("episode return (training)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="norm", title_fontsize=8)
-    fig.suptitle("Learning curves: IQM over seeds, 95% bootstrap CI")
+    fig.suptitle("Learning curves\nIQM over seeds, 95% bootstrap CI band", fontsize=11)
     return _save(fig, path)
 
 
@@ -114,7 +114,7 @@ def plot_final_scores(table: Mapping, envs: Sequence[str], norms: Sequence[str],
         ax.set_title(env if env is not None else "all envs (IQM)")
         ax.set_ylabel(f"final {RETURN_CLEAN}" if env is not None else "aggregate score")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Final evaluation return (clean): IQM over seeds, 95% bootstrap CI")
+    fig.suptitle("Final evaluation return (clean observations)\nIQM over seeds, 95% bootstrap CI", fontsize=11)
     return _save(fig, path)
 
 
@@ -159,5 +159,5 @@ def plot_noise_sensitivity(
         ax.set_ylabel("final evaluation return")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="norm", title_fontsize=8)
-    fig.suptitle("Noise sensitivity: IQM over seeds, 95% bootstrap CI")
+    fig.suptitle("Noise sensitivity\nIQM over seeds, 95% bootstrap CI band", fontsize=11)
     return _save(fig, path)

@@ -39,6 +39,7 @@ from agents.checkpoints import (
     NonFiniteGuardCallback,
     checkpoint_steps,
     load_checkpoint,
+    non_finite_report,
     save_checkpoint,
     write_json_atomic,
 )
@@ -136,7 +137,7 @@ def make_train_env(spec: RunSpec) -> VecEnv:
     from envs import make_env
 
     config = spec.config
-    env = make_env(spec.env_id, config.train.n_envs, spec.seed, **dict(config.env_options))
+    env = make_env(spec.env_id, config.env_n_envs(spec.env_id), spec.seed, **dict(config.env_options))
     if config.exploration is not None:
         from agents.exploration import wrap_exploration
 
@@ -240,6 +241,10 @@ def train_run(
         evaluator,
         CheckpointCallback(run_dir, config.train.checkpoint_freq, save_replay_buffer=config.train.save_replay_buffer),
     ]
+    if config.exploration is not None:
+        from agents.exploration import PseudoCountLogger
+
+        callbacks.append(PseudoCountLogger())
     show_bar = config.train.progress_bar if progress_bar is None else progress_bar
     if show_bar:
         callbacks.append(ProgressCallback(total, description=f"{env_slug(spec.env_id)} {spec.name}"))
@@ -261,7 +266,15 @@ def train_run(
         if model.ep_info_buffer:
             metrics[ROLLOUT_RETURN] = float(sum(e["r"] for e in model.ep_info_buffer) / len(model.ep_info_buffer))
         model.logger.dump(model.num_timesteps)
-    except NonFiniteError as err:
+    except Exception as err:
+        problem = non_finite_report(model)
+        if not isinstance(err, NonFiniteError) and problem is None:
+            raise
+        if not isinstance(err, NonFiniteError):  # torch failed on NaN before the guard could look
+            err = NonFiniteError(
+                f"non-finite values after {model.num_timesteps} steps: {problem} ({type(err).__name__} during "
+                "the update); stopped, the last good checkpoint is kept"
+            )
         write_json_atomic(run_dir / FAILED_FILE, {"message": str(err), "num_timesteps": int(model.num_timesteps)})
         return RunResult(str(run_dir), "failed", int(model.num_timesteps), message=str(err))
     finally:

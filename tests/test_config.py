@@ -1,0 +1,233 @@
+"""Experiment config schema: every shipped config loads; unknown keys and bad values fail early, one line each."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agents.config import ConfigError, apply_overrides, load_config, parse_config
+from agents.sweep import preflight
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SMOKE = yaml.safe_load((CONFIGS / "smoke.yaml").read_text())
+
+
+def _error(data: object) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "x.yaml")
+    return info.value
+
+
+@pytest.mark.parametrize("name", ["default", "smoke", "atari", "atari_dqn", "recurrent"])
+def test_shipped_configs_load(name: str) -> None:
+    config = load_config(CONFIGS / f"{name}.yaml")
+    assert config.norms and config.envs and config.seeds
+    assert config.train.total_timesteps > 0
+
+
+def test_default_config_is_the_cpu_comparison() -> None:
+    config = load_config(CONFIGS / "default.yaml")
+    assert config.algo == "PPO"
+    assert set(config.norms) >= {"none", "bn", "wn", "ln"}
+    assert len(config.seeds) >= 2
+    assert all(env.startswith("MinAtar/") for env in config.envs)
+    assert config.eval.noise, "the default experiment evaluates under observation noise"
+
+
+def test_negative_timesteps_names_file_field_and_value() -> None:
+    data = copy.deepcopy(SMOKE)
+    data["train"]["total_timesteps"] = -5
+    assert str(_error(data)) == "x.yaml: train.total_timesteps: must be > 0, got -5"
+
+
+@pytest.mark.parametrize(
+    ("path", "bad_key", "suggestion"),
+    [
+        ((), "seed", "seeds"),
+        (("train",), "total_timestep", "total_timesteps"),
+        (("eval",), "n_episode", "n_episodes"),
+        (("hyperparams", "default"), "n_step", "n_steps"),
+    ],
+)
+def test_unknown_key_suggests_closest(path: tuple[str, ...], bad_key: str, suggestion: str) -> None:
+    data = copy.deepcopy(SMOKE)
+    node = data
+    for part in path:
+        node = node[part]
+    node[bad_key] = 1
+    err = _error(data)
+    assert err.field == ".".join((*path, bad_key))
+    assert f"did you mean {suggestion!r}" in str(err)
+
+
+def test_unknown_norm_lists_allowed() -> None:
+    from rlnorm.layers import LAYER_NORMS
+
+    data = copy.deepcopy(SMOKE)
+    data["norms"] = ["wn", "batchnorm"]
+    err = _error(data)
+    assert err.field == "norms[1]"
+    assert all(n in str(err) for n in LAYER_NORMS)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "field"),
+    [
+        ({"algo": "SAC"}, "algo"),
+        ({"seeds": [0, 0]}, "seeds[1]"),
+        ({"seeds": []}, "seeds"),
+        ({"device": "gpu"}, "device"),
+        ({"network": "resnet"}, "network"),
+        ({"experiment": "a b"}, "experiment"),
+        ({"eval": {"noise": [{"kind": "gaussian", "levels": [-0.1]}]}}, "eval.noise[0].levels[0]"),
+        ({"eval": {"noise": [{"kind": "blur", "levels": [0.1]}]}}, "eval.noise[0].kind"),
+        ({"eval": {"n_episodes": 0}}, "eval.n_episodes"),
+        ({"hyperparams": {"CartPole-v2": {"n_steps": 8}}}, "hyperparams.CartPole-v2"),
+        ({"hyperparams": {"default": {"gamma": 1.5}}}, "hyperparams.default.gamma"),
+        ({"hyperparams": {"default": {"seed": 3}}}, "hyperparams.default.seed"),
+        ({"hyperparams": {"default": {"learning_rate": "fast"}}}, "hyperparams.default.learning_rate"),
+        ({"policy_kwargs": {"norm": "wn"}}, "policy_kwargs.norm"),
+        ({"policy_kwargs": {"activation_fn": "swish"}}, "policy_kwargs.activation_fn"),
+        ({"exploration": {"kind": "pseudocount", "beta": -1}}, "exploration.beta"),
+        ({"sweep": {"backend": "slurm"}}, "sweep.backend"),
+    ],
+)
+def test_bad_values_name_the_field(mutation: dict, field: str) -> None:
+    data = copy.deepcopy(SMOKE)
+    for key, value in mutation.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    err = _error(data)
+    assert err.field == field, str(err)
+    assert "\n" not in str(err)
+
+
+def test_unknown_env_fails_in_preflight_naming_it() -> None:
+    config = parse_config({**SMOKE, "envs": ["CartPole-v1", "NoSuchGame-v9"]}, "x.yaml")
+    with pytest.raises(ConfigError) as info:
+        preflight(config, "x.yaml")
+    assert info.value.field == "envs[1]"
+    assert "NoSuchGame-v9" in str(info.value)
+
+
+def test_overrides_dotted_shortcut_and_yaml_values() -> None:
+    data = apply_overrides(SMOKE, ["total_timesteps=20000", "seeds=[0, 3]", "eval.n_episodes=2", "norms=[wn]"])
+    config = parse_config(data)
+    assert config.train.total_timesteps == 20000
+    assert config.seeds == (0, 3)
+    assert config.eval.n_episodes == 2
+    assert config.norms == ("wn",)
+    assert SMOKE["train"]["total_timesteps"] != 20000, "the input document is not modified"
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides(SMOKE, ["total_timesteps"])
+
+
+def test_env_hyperparams_merge_default_and_env() -> None:
+    data = copy.deepcopy(SMOKE)
+    data["hyperparams"]["CartPole-v1"] = {"n_steps": 64, "n_envs": 2}
+    config = parse_config(data)
+    merged = config.env_hyperparams("CartPole-v1")
+    assert merged["n_steps"] == 64 and merged["batch_size"] == SMOKE["hyperparams"]["default"]["batch_size"]
+    assert "n_envs" not in merged
+    assert config.env_n_envs("CartPole-v1") == 2
+
+
+# --------------------------------------------------------------------------- fuzzing: bad YAML never trains
+
+_INT_FIELDS = [
+    ("train", "total_timesteps", 1),
+    ("train", "n_envs", 1),
+    ("train", "checkpoint_freq", 1),
+    ("eval", "n_episodes", 1),
+    ("eval", "n_envs", 1),
+    ("eval", "freq", 0),
+    ("diagnostics", "freq", 0),
+    ("sweep", "workers", 0),
+]
+_CHOICE_FIELDS = [("algo",), ("network",), ("sweep", "backend"), ("norms", 0), ("eval", "noise", 0, "kind")]
+_SECTIONS = [(), ("train",), ("eval",), ("diagnostics",), ("sweep",), ("hyperparams", "default")]
+_VALID_NAMES = {
+    "experiment", "algo", "norms", "envs", "seeds", "train", "network", "device", "hyperparams", "policy_kwargs",
+    "env_options", "eval", "diagnostics", "sweep", "exploration", "runs_dir", "reports_dir", "total_timesteps",
+    "n_envs", "checkpoint_freq", "progress_bar", "log_interval", "save_replay_buffer", "freq", "n_episodes",
+    "deterministic", "noise", "bn_modes", "workers", "backend",
+}  # fmt: skip
+_junk = st.one_of(
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.none(),
+)
+
+
+def _set(data: dict, path: tuple, value: object) -> None:
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+
+@st.composite
+def bad_documents(draw: st.DrawFn) -> tuple[str, str]:
+    """A YAML text that must be rejected, and the field its error must name."""
+    data = copy.deepcopy(SMOKE)
+    kind = draw(st.sampled_from(["int", "choice", "unknown", "missing", "type", "syntax"]))
+    if kind == "int":
+        section, key, minimum = draw(st.sampled_from(_INT_FIELDS))
+        data[section][key] = draw(st.integers(max_value=minimum - 1) | st.text(max_size=4) | st.floats())
+        return yaml.safe_dump(data), f"{section}.{key}"
+    if kind == "choice":
+        path = draw(st.sampled_from(_CHOICE_FIELDS))
+        _set(data, path, draw(st.text(alphabet="abcxyz_", min_size=1, max_size=6)))
+        field = ".".join(p if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+        return yaml.safe_dump(data), field
+    if kind == "unknown":
+        section = draw(st.sampled_from(_SECTIONS))
+        key = draw(st.text(alphabet="abcdefgz_", min_size=1, max_size=10).filter(lambda k: k not in _VALID_NAMES))
+        node = data
+        for part in section:
+            node = node[part]
+        node[key] = draw(_junk)
+        return yaml.safe_dump(data), ".".join((*section, key))
+    if kind == "missing":
+        key = draw(st.sampled_from(["experiment", "algo", "norms", "envs", "seeds", "train"]))
+        del data[key]
+        return yaml.safe_dump(data), key
+    if kind == "type":
+        key = draw(st.sampled_from(["train", "eval", "norms", "seeds", "hyperparams", "policy_kwargs"]))
+        data[key] = draw(st.integers() | st.text(alphabet="abc ", min_size=1, max_size=5))
+        return yaml.safe_dump(data), key
+    text = draw(st.sampled_from(["train: [1, 2\n", "a: b: c\n", "- 1\n- 2\n", "42\n", "experiment: 'x\n"]))
+    return text, ""
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=bad_documents())
+def test_fuzzed_bad_yaml_never_trains(case: tuple[str, str], tmp_path: Path, monkeypatch, capsys) -> None:
+    import agents.sweep
+    from agents.train import main
+
+    text, field = case
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started on an invalid config")
+
+    monkeypatch.setattr(agents.sweep, "run_grid", must_not_run)
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    runs = tmp_path / "runs_never"
+    status = main([str(path), f"runs_dir={runs}"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {path}: {field}"), (err, field)
+    assert not runs.exists()

@@ -1,0 +1,73 @@
+"""Kill-and-resume: a training process killed after a checkpoint resumes from it, and its step counter (and
+its TensorBoard curves, in the same run directory) continue instead of starting over."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+from agents.checkpoints import checkpoint_steps
+from agents.config import load_config
+from agents.train import grid, train_run
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+
+
+def _steps(event_file: Path, tag: str) -> list[int]:
+    return [e.step for e in EventFileLoader(str(event_file)).Load() for v in e.summary.value if v.tag == tag]
+
+
+def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
+    overrides = [
+        f"runs_dir={tmp_path}",
+        "norms=[none]",
+        "checkpoint_freq=512",
+        "eval.freq=0",
+        "diagnostics.freq=0",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agents.train", str(SMOKE), *overrides, "total_timesteps=10000000", "--no-compare"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    config = load_config(SMOKE, [*overrides, "total_timesteps=10000000"])
+    run_dir = grid(config)[0].run_dir
+    try:
+        deadline = time.monotonic() + 180
+        while (checkpoint_steps(run_dir) or 0) < 1024:
+            assert proc.poll() is None, "training process exited early"
+            assert time.monotonic() < deadline, "no checkpoint within 180 s"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved = checkpoint_steps(run_dir)
+    assert saved is not None and saved >= 1024 and saved % 512 == 0
+    assert not (run_dir / "final.json").exists()
+    events_before = set((run_dir / "tb").glob("events.out.tfevents.*"))
+
+    target = saved + 1024
+    resumed = load_config(SMOKE, [*overrides, f"total_timesteps={target}"])
+    result = train_run(grid(resumed)[0], progress_bar=False)
+
+    assert result.status == "finished"
+    assert result.num_timesteps == target
+    final = json.loads((run_dir / "final.json").read_text())
+    assert final["resumed_from"] == saved and final["num_timesteps"] == target
+    # same TensorBoard directory, a new event file whose steps continue after the checkpoint
+    new_files = set((run_dir / "tb").glob("events.out.tfevents.*")) - events_before
+    assert len(new_files) == 1
+    new_steps = _steps(next(iter(new_files)), "rollout/ep_rew_mean")
+    assert new_steps, "the resumed run logged its rollouts"
+    assert min(new_steps) > saved and max(new_steps) == target
