@@ -29,7 +29,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from rlnorm.pixelcnn import ARCHS, PixelCNN
+from rlnorm.pixelcnn import ARCHS, OUTPUTS, PixelCNN
 from rlnorm.pixelcnn_frames import BINARY_MODES, frame_encoder_for
 from rlnorm.pixelcnn_layers import PIXELCNN_NORMS
 
@@ -50,6 +50,8 @@ class PseudoCountConfig:
     :param hidden_channels: channels of the density model
     :param n_layers: masked layers of the density model
     :param kernel_size: odd kernel width
+    :param output: the density model's head, ``softmax`` or ``logistic_mixture``
+    :param n_mixtures: logistic components per pixel (``logistic_mixture`` only)
     :param size: Atari frames are downsampled to ``size x size``
     :param bits: Atari grey levels kept (3 bits -> 8 levels)
     :param binary_mode: MinAtar channels ``bits`` (lossless) or ``argmax`` (collapsed)
@@ -65,6 +67,8 @@ class PseudoCountConfig:
     hidden_channels: int = 16
     n_layers: int = 3
     kernel_size: int = 3
+    output: str = "softmax"
+    n_mixtures: int = 5
     size: int = 42
     bits: int = 3
     binary_mode: str = "bits"
@@ -76,7 +80,7 @@ class PseudoCountConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ValueError(f"exploration.{name} must be a number > 0, got {value!r}")
-        for name in ("hidden_channels", "n_layers", "kernel_size", "size", "bits", "seed"):
+        for name in ("hidden_channels", "n_layers", "kernel_size", "n_mixtures", "size", "bits", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "seed" else 1):
                 raise ValueError(f"exploration.{name} must be a positive integer, got {value!r}")
@@ -84,7 +88,8 @@ class PseudoCountConfig:
             raise ValueError(f"exploration.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"exploration.kernel_size must be odd, got {self.kernel_size}")
-        for name, allowed in (("norm", PIXELCNN_NORMS), ("arch", ARCHS), ("binary_mode", BINARY_MODES)):
+        choices = (("norm", PIXELCNN_NORMS), ("arch", ARCHS), ("output", OUTPUTS), ("binary_mode", BINARY_MODES))
+        for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"exploration.{name}: got {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
 
@@ -144,6 +149,8 @@ class PseudoCountReward(VecEnvWrapper):
                 kernel_size=cfg.kernel_size,
                 arch=cfg.arch,
                 norm=cfg.norm,
+                output=cfg.output,
+                n_mixtures=cfg.n_mixtures,
             ).to(self.device)
         self.optimizer = torch.optim.Adam(self.density.parameters(), lr=cfg.lr)
         self.n_updates = 0

@@ -3,7 +3,7 @@
 Layout::
 
     data:   {env_id, path, n_frames, n_test_frames, n_envs, seed, keep_every, policies, size, bits, binary_mode}
-    model:  {arch, hidden_channels, n_layers, kernel_size}
+    model:  {arch, hidden_channels, n_layers, kernel_size, output, n_mixtures}
     train:  {norms, batch_sizes, n_updates, lr, eval_every, eval_frames, n_samples, seed, device, logdir}
 
 Every unknown key and bad value raises ``ValueError`` naming the dotted field (and the allowed values)
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.config import load_yaml, parse_override
-from rlnorm.pixelcnn import ARCHS
+from rlnorm.pixelcnn import ARCHS, OUTPUTS
 from rlnorm.pixelcnn_frames import BINARY_MODES
 from rlnorm.pixelcnn_layers import PIXELCNN_NORMS
 
@@ -61,12 +61,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The PixelCNN shared by every norm (see :class:`rlnorm.pixelcnn.PixelCNN`)."""
+    """The PixelCNN shared by every norm (see :class:`rlnorm.pixelcnn.PixelCNN`; ``output`` is ``softmax`` or
+    ``logistic_mixture`` with ``n_mixtures`` components)."""
 
     arch: str = "gated"
     hidden_channels: int = 16
     n_layers: int = 4
     kernel_size: int = 3
+    output: str = "softmax"
+    n_mixtures: int = 5
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ class PixelCNNExperiment:
 
 _SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 _POSITIVE_INTS = {"n_frames", "n_test_frames", "n_envs", "keep_every", "size", "bits", "hidden_channels"}
-_POSITIVE_INTS |= {"n_layers", "kernel_size", "n_updates", "eval_every", "eval_frames", "n_samples"}
+_POSITIVE_INTS |= {"n_layers", "kernel_size", "n_updates", "eval_every", "eval_frames", "n_samples", "n_mixtures"}
 
 
 def _fail(path: str, problem: str) -> ValueError:
@@ -180,6 +183,8 @@ def _parse_section(name: str, data: Any) -> Any:
                 raise _fail(path, f"has duplicates: {list(value)}")
         elif key == "arch":
             value = _check_choice(value, path, ARCHS)
+        elif key == "output":
+            value = _check_choice(value, path, OUTPUTS)
         elif key == "binary_mode":
             value = _check_choice(value, path, BINARY_MODES)
         elif not isinstance(value, str) or not value:

@@ -125,6 +125,8 @@ def train_one(
         kernel_size=config.model.kernel_size,
         arch=config.model.arch,
         norm=norm,
+        output=config.model.output,
+        n_mixtures=config.model.n_mixtures,
     ).to(train.device)
     if norm == "wn":
         model.data_init_(train[:DATA_INIT_FRAMES])

@@ -8,7 +8,8 @@ Two architectures:
 * ``plain`` (van den Oord et al., 2016a): a mask-``A`` convolution then residual mask-``B`` convolutions
   (it has the classic blind spot to the upper right; kept as the simple baseline).
 
-Each pixel's value is a ``levels``-way softmax given all pixels before it in raster order, so
+Each pixel's value is a ``levels``-way softmax (or a discretized logistic mixture) given all pixels before it
+in raster order, so
 ``log p(x) = sum_i log p(x_i | x_<i)`` is exact. Frames are turned into such images by
 :mod:`rlnorm.pixelcnn_frames` (Atari: 42x42, 3-bit grey as in Ostrovski et al., 2017; MinAtar: the binary
 channels packed into one integer per pixel).
@@ -25,9 +26,12 @@ from torch import nn
 
 from rlnorm.layers import check_norm
 from rlnorm.pixelcnn_layers import PIXELCNN_NORMS, gated, masked_conv
+from rlnorm.pixelcnn_logistic import discretized_logistic_log_probs
 from rlnorm.weight_norm import data_dependent_init_, wn_g
 
 ARCHS: tuple[str, ...] = ("gated", "plain")
+#: Output heads: a ``levels``-way softmax per pixel, or a discretized logistic mixture (PixelCNN++).
+OUTPUTS: tuple[str, ...] = ("softmax", "logistic_mixture")
 #: Scale of the logits after data-dependent init, relative to the unit-variance init of the other layers.
 LOGITS_INIT_SCALE = 0.1
 
@@ -52,6 +56,8 @@ class GatedBlock(nn.Module):
         first: bool,
         norm: str = "none",
         norm_kwargs: dict[str, Any] | None = None,
+        output: str = "softmax",
+        n_mixtures: int = 5,
     ):
         super().__init__()
         kind = "A" if first else "B"
@@ -83,6 +89,8 @@ class PixelCNN(nn.Module):
     :param arch: ``"gated"`` or ``"plain"``
     :param norm: one of :data:`~rlnorm.pixelcnn_layers.PIXELCNN_NORMS`, used by every layer but the logits
     :param norm_kwargs: options of the activation norm (e.g. ``{"num_groups": 4}``)
+    :param output: ``"softmax"`` or ``"logistic_mixture"`` (see :mod:`rlnorm.pixelcnn_logistic`)
+    :param n_mixtures: logistic components per pixel (``logistic_mixture`` only)
     """
 
     def __init__(
@@ -96,11 +104,17 @@ class PixelCNN(nn.Module):
         arch: str = "gated",
         norm: str = "none",
         norm_kwargs: dict[str, Any] | None = None,
+        output: str = "softmax",
+        n_mixtures: int = 5,
     ):
         super().__init__()
         check_norm(norm, PIXELCNN_NORMS)
         if arch not in ARCHS:
             raise ValueError(f"arch: unknown PixelCNN architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output: unknown head {output!r}; choose one of {', '.join(OUTPUTS)}")
+        if n_mixtures < 1:
+            raise ValueError(f"n_mixtures must be >= 1, got {n_mixtures}")
         if levels < 2:
             raise ValueError(f"levels must be >= 2, got {levels}")
         if n_layers < 1 or hidden_channels < 1:
@@ -109,6 +123,8 @@ class PixelCNN(nn.Module):
             raise ValueError(f"image_size must be (H, W) with positive sizes, got {image_size}")
         first_k = kernel_size if first_kernel_size is None else first_kernel_size
         self.levels, self.image_size, self.arch, self.norm = levels, tuple(image_size), arch, norm
+        self.output = output
+        n_out = levels if output == "softmax" else 3 * n_mixtures
         c, kw = hidden_channels, {"norm": norm, "norm_kwargs": norm_kwargs}
         if arch == "gated":
             self.blocks = nn.ModuleList(
@@ -122,7 +138,7 @@ class PixelCNN(nn.Module):
             )
         self.head = masked_conv(c, c, 1, "full", **kw)
         # the logits get weight norm at most: an activation norm would fix their scale
-        self.logits = masked_conv(c, levels, 1, "full", "wn" if norm == "wn" else "none")
+        self.logits = masked_conv(c, n_out, 1, "full", "wn" if norm == "wn" else "none")
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Map integer levels ``(N, 1, H, W)`` to floats in ``[-1, 1]`` (the network's input)."""
@@ -131,7 +147,8 @@ class PixelCNN(nn.Module):
     def logits_from_input(self, z: torch.Tensor) -> torch.Tensor:
         """Per-pixel logits ``(N, levels, H, W)`` from an embedded input ``z`` (see :meth:`embed`).
 
-        Exposed so tests can differentiate with respect to the input.
+        For the ``logistic_mixture`` head these are the normalized per-level log-probabilities. Exposed so
+        tests can differentiate with respect to the input.
         """
         if self.arch == "gated":
             v, h = z, z
@@ -141,7 +158,10 @@ class PixelCNN(nn.Module):
             h = self.blocks[0](z)
             for conv in self.blocks[1:]:
                 h = h + conv(F.relu(h))
-        return self.logits(F.relu(self.head(F.relu(h))))
+        out = self.logits(F.relu(self.head(F.relu(h))))
+        if self.output == "logistic_mixture":
+            return discretized_logistic_log_probs(out, self.levels)
+        return out
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``x`` is an integer ``(N, 1, H, W)`` tensor with values in ``[0, levels)``."""

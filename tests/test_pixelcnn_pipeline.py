@@ -51,6 +51,7 @@ def test_shipped_config_is_valid_and_overrides_resolve():
         ({"train": {"n_update": 5}}, r"train\.n_update: unknown key"),
         ({"model": {"arch": "wide"}}, r"model\.arch.*gated, plain"),
         ({"model": {"kernel_size": 4}}, r"model\.kernel_size.*odd"),
+        ({"model": {"output": "gaussian"}}, r"model\.output.*softmax, logistic_mixture"),
         ({"data": {"policies": ["SAC:x.zip"]}}, r"data\.policies\[0\].*PPO, A2C, DQN"),
         ({"data": {"binary_mode": "onehot"}}, r"data\.binary_mode.*bits, argmax"),
         ({"train": {"lr": -1}}, r"train\.lr.*> 0"),
