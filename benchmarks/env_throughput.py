@@ -16,8 +16,10 @@ Usage: ``python benchmarks/env_throughput.py [--env ALE/Breakout-v5] [--n-envs 4
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
@@ -26,39 +28,65 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecFrameStac
 from envs import MinAtarConfig, make_env, make_minatar_env_single
 
 
-def steps_per_second(make: Callable[[], VecEnv], n_steps: int, warmup: int = 50) -> float:
-    """Env steps per second of random play, excluding construction and a short warm-up.
-
-    :param make: builds the vectorized env
-    :param n_steps: env steps to time (summed over the envs)
-    :param warmup: vector steps run before timing
-    """
-    venv = make()
-    rng = np.random.default_rng(0)
-    actions = rng.integers(0, venv.action_space.n, (n_steps // venv.num_envs + warmup, venv.num_envs))
-    venv.reset()
-    for step_actions in actions[:warmup]:
-        venv.step(step_actions)
-    start = time.perf_counter()
-    for step_actions in actions[warmup:]:
-        venv.step(step_actions)
-    elapsed = time.perf_counter() - start
-    venv.close()
-    return len(actions[warmup:]) * venv.num_envs / elapsed
+def _worker_pids(venv: VecEnv) -> list[int]:
+    while not isinstance(venv, SubprocVecEnv) and hasattr(venv, "venv"):
+        venv = venv.venv
+    return [process.pid for process in getattr(venv, "processes", [])]
 
 
-def report(title: str, pipelines: dict[str, Callable[[], VecEnv]], n_steps: int) -> None:
-    """Time every pipeline and print its rate and ratio to the first (the baseline).
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time of this process (all its threads) plus the given worker processes (Linux ``/proc``)."""
+    total = time.process_time()
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        # utime and stime are fields 14 and 15 of /proc/<pid>/stat (after the parenthesised command name).
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def report(title: str, pipelines: dict[str, Callable[[], VecEnv]], n_steps: int, rounds: int = 5) -> None:
+    """Time the pipelines round-robin (so load changes hit all alike); print rates and ratios to the first.
+
+    Wall-clock steps/s is what training sees; CPU µs per step (all threads and worker processes) is the cost,
+    which stays meaningful when other jobs share the cores.
 
     :param title: heading line
     :param pipelines: name -> env builder; the first is the baseline
-    :param n_steps: env steps timed per pipeline
+    :param n_steps: env steps timed per pipeline (over all rounds)
+    :param rounds: interleaved timing rounds
     """
-    print(f"{title}, {n_steps} env steps per pipeline")
-    results = {name: steps_per_second(make, n_steps) for name, make in pipelines.items()}
-    baseline = next(iter(results.values()))
-    for name, rate in results.items():
-        print(f"  {name:<48} {rate:>9,.0f} steps/s   {rate / baseline:5.2f}x baseline")
+    venvs = {name: make() for name, make in pipelines.items()}
+    wall = dict.fromkeys(venvs, 0.0)
+    cpu = dict.fromkeys(venvs, 0.0)
+    done = dict.fromkeys(venvs, 0)
+    rng = np.random.default_rng(0)
+    for venv in venvs.values():
+        venv.reset()
+        for _ in range(20):  # warm-up
+            venv.step(rng.integers(0, venv.action_space.n, venv.num_envs))
+    for _ in range(rounds):
+        for name, venv in venvs.items():
+            n_vec_steps = max(1, n_steps // (rounds * venv.num_envs))
+            actions = rng.integers(0, venv.action_space.n, (n_vec_steps, venv.num_envs))
+            pids = _worker_pids(venv)
+            cpu_start, start = _cpu_seconds(pids), time.perf_counter()
+            for step_actions in actions:
+                venv.step(step_actions)
+            wall[name] += time.perf_counter() - start
+            cpu[name] += _cpu_seconds(pids) - cpu_start
+            done[name] += n_vec_steps * venv.num_envs
+    for venv in venvs.values():
+        venv.close()
+    print(f"{title}, {n_steps} env steps per pipeline, {rounds} interleaved rounds, load {os.getloadavg()[0]:.1f}")
+    base = next(iter(venvs))
+    base_rate, base_cpu = done[base] / wall[base], cpu[base] / done[base]
+    for name in venvs:
+        rate, cpu_per_step = done[name] / wall[name], cpu[name] / done[name]
+        print(
+            f"  {name:<52} {rate:>9,.0f} steps/s ({rate / base_rate:5.2f}x)"
+            f"   {cpu_per_step * 1e6:>7,.0f} CPU µs/step ({base_cpu / cpu_per_step:5.2f}x less)"
+        )
 
 
 def main() -> None:
