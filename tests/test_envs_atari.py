@@ -131,14 +131,21 @@ def test_subproc_backend_runs_in_worker_processes():
 
 @pytest.mark.parametrize("backend", ["ale", "dummy"])
 def test_seeding_is_reproducible(backend):
-    """Default (random no-ops, sticky actions) runs repeat exactly under one seed and differ under another."""
+    """Default (random no-ops, sticky actions) runs repeat exactly under one seed, across game overs (auto-reset)
+    and a second reset, and differ under another seed."""
 
     def frames(seed: int) -> np.ndarray:
         venv = make_env("ALE/Breakout-v5", n_envs=2, seed=seed, backend=backend)
-        out = [venv.reset()]
-        rng = np.random.default_rng(0)
-        out += [venv.step(rng.integers(0, 4, 2))[0] for _ in range(60)]
+        out, n_games = [], 0
+        for n_steps in (250, 20):
+            out.append(venv.reset())
+            rng = np.random.default_rng(0)
+            for _ in range(n_steps):
+                obs, _, _, infos = venv.step(rng.integers(0, 4, 2))
+                out.append(obs)
+                n_games += sum("episode" in info for info in infos)
         venv.close()
+        assert n_games >= 1, "random Breakout games end within 250 steps"
         return np.stack(out)
 
     first = frames(11)
