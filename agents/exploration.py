@@ -16,6 +16,7 @@ kept in train mode throughout (it is trained online).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -198,6 +199,23 @@ class PseudoCountReward(VecEnvWrapper):
             "bonus": pseudo_count_bonus(counts, self.config.beta),
             "bits_per_dim": bpd,
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The density model, its optimizer and update count (for checkpoints: SB3 saves only the agent)."""
+        # copies: the optimizer's state dict holds its live moment tensors
+        return {
+            "density": copy.deepcopy(self.density.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "n_updates": self.n_updates,
+            "initialized": self._initialized,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (same config)."""
+        self.density.load_state_dict(state["density"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.n_updates = int(state["n_updates"])
+        self._initialized = bool(state["initialized"])
 
     def reset(self) -> VecEnvObs:
         """Reset ``venv`` (reset frames are not trained on: they carry no transition to reward)."""

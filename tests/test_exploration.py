@@ -142,3 +142,18 @@ def test_shipped_pseudocount_configs_are_valid(name):
         env.close()
     else:
         assert all(env_id.startswith("ALE/") for env_id in config.envs)
+
+
+def test_state_dict_restores_the_density_model_and_count():
+    config = PseudoCountConfig(**SMALL)
+    frames = random_frames(6)
+    first = PseudoCountReward(minatar(1), config)
+    first.observe(frames[:4])
+    resumed = PseudoCountReward(minatar(1), config)
+    resumed.load_state_dict(first.state_dict())
+    assert resumed.n_updates == 4
+    a, b = first.observe(frames[4:]), resumed.observe(frames[4:])
+    np.testing.assert_allclose(a["prediction_gain"], b["prediction_gain"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a["bonus"], b["bonus"], rtol=1e-5, atol=1e-9)
+    first.close()
+    resumed.close()
