@@ -10,13 +10,30 @@ Gate layout is ``(i, f, o, g)`` so the three sigmoid gates are one contiguous sl
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 __all__ = ["ln_lstm_recurrence"]
 
 
-@torch.jit.script
+def _script(fn: Callable) -> Callable:
+    """TorchScript ``fn`` while this torch still can; the eager function computes the same, only slower.
+
+    TorchScript is deprecated in torch 2.13 but still the cheapest way to run a dynamic-length loop without
+    Python overhead per op: ``torch.compile`` needs a C++ toolchain and recompiles per sequence length.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(fn)
+    except (RuntimeError, AttributeError, NotImplementedError):  # TorchScript removed or unable
+        return fn
+
+
+@_script
 def _forward_loop(
     gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, g_hh: Tensor, g_c: Tensor, b_c: Tensor, eps: float, save: bool
 ) -> list[Tensor]:
@@ -66,7 +83,7 @@ def _forward_loop(
     return [hs, cs, acts, a_raw, a_stats, c_stats, tn]
 
 
-@torch.jit.script
+@_script
 def _backward_loop(
     dy: Tensor,
     dc_n: Tensor,
