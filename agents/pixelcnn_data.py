@@ -4,7 +4,7 @@
 
 Frames come from ``envs.make_env`` driven by a random policy and/or trained SB3 models, are encoded by
 :mod:`rlnorm.pixelcnn_frames` (Atari: newest frame at 42x42, 3 bits; MinAtar: packed binary channels) and
-saved as ``train`` / ``test`` ``uint8`` arrays ``(N, 1, H, W)`` with ``levels``, ``env_id`` and per-frame
+saved as ``train`` / ``test`` ``uint8`` arrays ``(N, 1, H, W)`` with ``levels``, ``encoding``, ``env_id`` and per-frame
 ``train_policy`` / ``test_policy`` indices into ``policies``. The test frames come from envs seeded apart
 from the training ones, so no test frame is a near copy of a training neighbour by construction.
 """
@@ -20,7 +20,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.pixelcnn_config import DataConfig, load_pixelcnn_config
-from rlnorm.pixelcnn_frames import frame_encoder_for
+from rlnorm.pixelcnn_frames import BinaryFrameEncoder, GreyFrameEncoder, frame_encoder_for
 
 TEST_SEED_OFFSET = 10_000
 
@@ -113,10 +113,16 @@ def build_dataset(config: DataConfig) -> Path:
         path,
         **arrays,
         levels=np.int64(encoder.levels),
+        encoding=np.str_(frame_encoding(encoder)),
         env_id=np.str_(config.env_id),
         policies=np.array(config.policies, dtype=np.str_),
     )
     return path
+
+
+def frame_encoding(encoder: GreyFrameEncoder | BinaryFrameEncoder) -> str:
+    """``grey``, ``bits`` or ``argmax``: how the dataset's levels map back to pictures."""
+    return "grey" if isinstance(encoder, GreyFrameEncoder) else encoder.mode
 
 
 def load_dataset(path: str | Path) -> dict[str, np.ndarray]:

@@ -77,12 +77,43 @@ def train_mode_batch1_bits_per_dim(model: PixelCNN, frames: torch.Tensor) -> flo
     return float(np.mean([probe.bits_per_dim(x[None]).item() for x in frames]))
 
 
-def sample_grid(samples: torch.Tensor, levels: int, columns: int = 8) -> np.ndarray:
-    """Tile ``(n, 1, H, W)`` integer images into one grey ``uint8`` picture with 1-pixel borders."""
+#: Colours of MinAtar's channels in sample pictures (matplotlib's tab10).
+PALETTE = np.array(
+    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75],
+     [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]],
+    dtype=np.uint8,
+)  # fmt: skip
+
+
+def to_rgb(images: np.ndarray, levels: int, encoding: str) -> np.ndarray:
+    """Integer images ``(n, H, W)`` -> RGB ``(n, H, W, 3)`` ``uint8``.
+
+    :param images: levels ``0 .. levels-1``
+    :param levels: number of levels
+    :param encoding: ``grey`` (levels are grey values), ``bits`` (bit ``c`` = MinAtar channel ``c``) or
+        ``argmax`` (level ``k > 0`` = channel ``k - 1``)
+    """
+    if encoding == "grey":
+        grey = (images * (255.0 / (levels - 1))).round().astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    palette = PALETTE[np.arange(levels) % len(PALETTE)]
+    if encoding == "argmax":
+        return np.where((images > 0)[..., None], palette[np.maximum(images - 1, 0)], 0).astype(np.uint8)
+    if encoding == "bits":
+        rgb = np.zeros((*images.shape, 3), dtype=np.uint8)
+        for c in range(int(math.log2(levels))):
+            on = ((images >> c) & 1).astype(bool)
+            rgb[on] = np.maximum(rgb[on], palette[c])
+        return rgb
+    raise ValueError(f"encoding: got {encoding!r}; choose one of grey, bits, argmax")
+
+
+def sample_grid(samples: torch.Tensor, levels: int, encoding: str = "grey", columns: int = 8) -> np.ndarray:
+    """Tile ``(n, 1, H, W)`` integer images into one RGB ``uint8`` picture with 1-pixel grey borders."""
     n, _, h, w = samples.shape
     rows = math.ceil(n / columns)
-    grid = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1), 128, dtype=np.uint8)
-    pixels = (samples[:, 0].cpu().numpy() * (255.0 / (levels - 1))).round().astype(np.uint8)
+    grid = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1, 3), 128, dtype=np.uint8)
+    pixels = to_rgb(samples[:, 0].cpu().numpy(), levels, encoding)
     for k in range(n):
         r, c = divmod(k, columns)
         grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = pixels[k]
@@ -90,10 +121,10 @@ def sample_grid(samples: torch.Tensor, levels: int, columns: int = 8) -> np.ndar
 
 
 def save_png(picture: np.ndarray, path: Path, scale: int = 4) -> None:
-    """Write a grey ``uint8`` picture as PNG, each pixel shown as ``scale x scale``."""
+    """Write an RGB ``uint8`` picture as PNG, each pixel shown as ``scale x scale``."""
     import matplotlib.pyplot as plt
 
-    plt.imsave(path, np.kron(picture, np.ones((scale, scale), dtype=np.uint8)), cmap="gray", vmin=0, vmax=255)
+    plt.imsave(path, picture.repeat(scale, axis=0).repeat(scale, axis=1))
 
 
 def train_one(
@@ -104,6 +135,7 @@ def train_one(
     test: torch.Tensor,
     levels: int,
     run_dir: Path,
+    encoding: str = "grey",
 ) -> RunResult:
     """Train one PixelCNN and log it under ``run_dir``.
 
@@ -114,6 +146,7 @@ def train_one(
     :param test: evaluation frames
     :param levels: grey levels of the frames
     :param run_dir: TensorBoard directory of this run
+    :param encoding: how levels map to pictures (see :func:`to_rgb`)
     """
     cfg = config.train
     torch.manual_seed(cfg.seed)
@@ -156,8 +189,8 @@ def train_one(
                 writer.add_scalar("time/updates_per_second", update / (time.perf_counter() - start), update)
         model.eval()
         samples = model.sample(cfg.n_samples, generator=torch.Generator(train.device).manual_seed(cfg.seed))
-        picture = sample_grid(samples, levels)
-        writer.add_image("samples", picture[None], cfg.n_updates)
+        picture = sample_grid(samples, levels, encoding)
+        writer.add_image("samples", picture, cfg.n_updates, dataformats="HWC")
         save_png(picture, run_dir / "samples.png")
     finally:
         writer.close()
@@ -169,6 +202,7 @@ def run_grid(config: PixelCNNExperiment) -> list[RunResult]:
     data = load_dataset(ensure_dataset(config.data))
     device = resolve_device(config.train.device)
     levels = int(data["levels"])
+    encoding = str(data.get("encoding", "grey"))
     train = torch.as_tensor(data["train"]).long().to(device)
     test = torch.as_tensor(data["test"][: config.train.eval_frames]).long().to(device)
     env_slug = str(data["env_id"]).replace("/", "_")
@@ -177,7 +211,7 @@ def run_grid(config: PixelCNNExperiment) -> list[RunResult]:
     for norm in config.train.norms:
         for batch_size in config.train.batch_sizes:
             run_dir = root / f"{norm}-b{batch_size}-s{config.train.seed}"
-            result = train_one(config, norm, batch_size, train, test, levels, run_dir)
+            result = train_one(config, norm, batch_size, train, test, levels, run_dir, encoding)
             print(
                 f"{norm:>4} b{batch_size:<4} train {result.train_bpd:.3f}  test {result.test_bpd:.3f}  "
                 f"test(train mode, b1) {result.test_bpd_train_mode_b1:.3f}  bits/dim  ({result.seconds:.0f}s)",

@@ -11,8 +11,8 @@ import envs
 from agents.pixelcnn_config import apply_pixelcnn_overrides, load_pixelcnn_config, parse_pixelcnn_config
 from agents.pixelcnn_data import build_dataset, ensure_dataset, load_dataset
 from agents.pixelcnn_data import main as data_main
+from agents.train_pixelcnn import PALETTE, run_grid, sample_grid, to_rgb
 from agents.train_pixelcnn import main as train_main
-from agents.train_pixelcnn import run_grid, sample_grid
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pixelcnn.yaml"
 
@@ -75,7 +75,7 @@ def test_collected_dataset_holds_encoded_frames_of_the_real_env(tmp_path):
     path = build_dataset(config)
     data = load_dataset(path)
     assert data["train"].shape == (40, 1, 10, 10) and data["test"].shape == (12, 1, 10, 10)
-    assert data["train"].dtype == np.uint8 and int(data["levels"]) == 16
+    assert data["train"].dtype == np.uint8 and int(data["levels"]) == 16 and str(data["encoding"]) == "bits"
     assert data["train"].max() < 16 and data["train"].max() > 0  # the paddle and bricks are on screen
     assert str(data["env_id"]) == "MinAtar/Breakout-v1" and (data["train_policy"] == 0).all()
     # test frames come from other seeds: not a copy of the training stream
@@ -133,5 +133,18 @@ def test_sample_grid_tiles_images_with_borders():
 
     samples = torch.tensor([[[[0, 7], [7, 0]]], [[[7, 7], [7, 7]]]])
     grid = sample_grid(samples, levels=8, columns=2)
-    assert grid.shape == (4, 7)
-    assert grid[1, 1] == 0 and grid[1, 2] == 255 and grid[1, 4] == 255 and grid[0, 0] == 128
+    assert grid.shape == (4, 7, 3)
+    assert (grid[1, 1] == 0).all() and (grid[1, 2] == 255).all() and (grid[1, 4] == 255).all()
+    assert (grid[0, 0] == 128).all()
+
+
+def test_minatar_samples_are_coloured_by_channel():
+    images = np.array([[[0, 1, 2, 3]]])  # nothing, channel 0, channel 1, channels 0 and 1
+    rgb = to_rgb(images, levels=16, encoding="bits")[0, 0]
+    assert (rgb[0] == 0).all()
+    assert (rgb[1] == PALETTE[0]).all() and (rgb[2] == PALETTE[1]).all()
+    assert (rgb[3] == np.maximum(PALETTE[0], PALETTE[1])).all()
+    collapsed = to_rgb(np.array([[[0, 2]]]), levels=5, encoding="argmax")[0, 0]
+    assert (collapsed[0] == 0).all() and (collapsed[1] == PALETTE[1]).all()
+    with pytest.raises(ValueError, match="encoding"):
+        to_rgb(images, 16, "rgb")
