@@ -45,6 +45,7 @@ train: install
 
 train-atari: install
 	$(PY) -m agents.train configs/atari.yaml $(ARGS)
+	$(PY) -m agents.train configs/atari_dqn.yaml $(ARGS)
 
 train-recurrent: install
 	$(PY) -m agents.train configs/recurrent.yaml $(ARGS)

@@ -82,6 +82,8 @@ class TrainConfig:
     :param progress_bar: show a tqdm bar with fps and recent return
     :param log_interval: SB3 ``log_interval`` (iterations for on-policy, episodes for DQN)
     :param save_replay_buffer: also checkpoint the DQN replay buffer (large for Atari)
+    :param torch_threads: ``torch.set_num_threads`` in each run's process (0: torch's default). One thread is
+        fastest for these small networks, and several runs in parallel must not oversubscribe the cores
     """
 
     total_timesteps: int
@@ -90,6 +92,7 @@ class TrainConfig:
     progress_bar: bool = True
     log_interval: int = 1
     save_replay_buffer: bool = False
+    torch_threads: int = 1
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def run_grid(config: ExperimentConfig, backend: str | None = None, workers: int 
     by_spec: dict[int, RunResult] = {}
     # spawn: a fresh interpreter per worker, not a fork of a process that already holds torch threads
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_worker, spec, False, 1): i for i, spec in enumerate(specs)}
+        futures = {pool.submit(_worker, spec, False, None): i for i, spec in enumerate(specs)}
         for future in as_completed(futures):
             by_spec[futures[future]] = future.result()
             _announce(by_spec[futures[future]], len(by_spec), len(specs), started)
@@ -118,7 +118,7 @@ def _run_ray(specs: Sequence[RunSpec], started: float) -> list[RunResult]:
     # RAY_ADDRESS (if set) connects to an existing cluster; otherwise a local instance is started
     ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, include_dashboard=False)
     remote = ray.remote(num_cpus=1)(_worker)
-    refs = [remote.remote(spec, False, 1) for spec in specs]
+    refs = [remote.remote(spec, False, None) for spec in specs]
     index = {ref: i for i, ref in enumerate(refs)}
     results: dict[int, RunResult] = {}
     pending = list(refs)

@@ -185,7 +185,8 @@ def train_run(
     :param spec: the run
     :param progress_bar: override ``train.progress_bar`` (sweeps with several workers turn it off)
     :param extra_callbacks: more SB3 callbacks (after the built-in ones)
-    :param torch_threads: ``torch.set_num_threads`` for this process (parallel workers use 1)
+    :param torch_threads: ``torch.set_num_threads`` for this process (default ``train.torch_threads``; 0 leaves
+        torch's default)
     :return: the outcome
     """
     config = spec.config
@@ -194,8 +195,9 @@ def train_run(
     if is_finished(run_dir, total):
         final = json.loads((run_dir / FINAL_FILE).read_text())
         return RunResult(str(run_dir), "skipped", final["num_timesteps"], final.get("metrics", {}))
-    if torch_threads:
-        torch.set_num_threads(torch_threads)
+    threads = config.train.torch_threads if torch_threads is None else torch_threads
+    if threads:
+        torch.set_num_threads(threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FAILED_FILE).unlink(missing_ok=True)
     started = time.time()
