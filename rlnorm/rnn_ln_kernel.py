@@ -51,36 +51,26 @@ def _forward_loop(
             g = torch.tanh(gates[:, 3 * hidden :])
             c = torch.addcmul(ifo[:, hidden : 2 * hidden] * c, ifo[:, :hidden], g)
             c_hat = torch.native_layer_norm(c, [hidden], None, None, eps)[0]
-            h = ifo[:, 2 * hidden :] * torch.tanh(torch.addcmul(b_c, c_hat, g_c))
-            hs[t + 1] = h
+            h = torch.mul(ifo[:, 2 * hidden :], torch.tanh(torch.addcmul(b_c, c_hat, g_c)), out=hs[t + 1])
         return [hs, c]
     cs = gx.new_empty((steps + 1, batch, hidden))
     cs[0] = c0
     acts = gx.new_empty((steps, batch, 4 * hidden))
     a_raw = gx.new_empty((steps, batch, 4 * hidden))
-    a_stats = gx.new_empty((2, steps, batch, 1))
-    c_stats = gx.new_empty((2, steps, batch, 1))
     tn = gx.new_empty((steps, batch, hidden))
+    # Results go straight into the saved buffers (out=); LN statistics are recomputed in one batch for backward.
     for t in range(steps):
         a = a_raw[t]
         torch.mm(h, w_t, out=a)
-        a_hat, a_mean, a_rstd = torch.native_layer_norm(a, [4 * hidden], None, None, eps)
-        gates = torch.addcmul(gx[t], a_hat, g_hh)
+        gates = torch.addcmul(gx[t], torch.native_layer_norm(a, [4 * hidden], None, None, eps)[0], g_hh)
         act = acts[t]
         torch.sigmoid(gates[:, : 3 * hidden], out=act[:, : 3 * hidden])
         torch.tanh(gates[:, 3 * hidden :], out=act[:, 3 * hidden :])
-        c = torch.addcmul(act[:, hidden : 2 * hidden] * c, act[:, :hidden], act[:, 3 * hidden :])
-        c_hat, c_mean, c_rstd = torch.native_layer_norm(c, [hidden], None, None, eps)
-        th = tn[t]
-        torch.tanh(torch.addcmul(b_c, c_hat, g_c), out=th)
-        h = act[:, 2 * hidden : 3 * hidden] * th
-        hs[t + 1] = h
-        cs[t + 1] = c
-        a_stats[0, t] = a_mean
-        a_stats[1, t] = a_rstd
-        c_stats[0, t] = c_mean
-        c_stats[1, t] = c_rstd
-    return [hs, cs, acts, a_raw, a_stats, c_stats, tn]
+        c = torch.addcmul(act[:, hidden : 2 * hidden] * c, act[:, :hidden], act[:, 3 * hidden :], out=cs[t + 1])
+        c_hat = torch.native_layer_norm(c, [hidden], None, None, eps)[0]
+        th = torch.tanh(torch.addcmul(b_c, c_hat, g_c), out=tn[t])
+        h = torch.mul(act[:, 2 * hidden : 3 * hidden], th, out=hs[t + 1])
+    return [hs, cs, acts, a_raw, tn]
 
 
 @_script
@@ -100,11 +90,14 @@ def _backward_loop(
     steps = dy.size(0)
     hidden = dc_n.size(1)
     four_h = 4 * hidden
-    # Local derivatives of every gate and of h w.r.t. the LN(c) pre-activation, batched over all steps.
-    ifo = acts[:, :, : 3 * hidden]
+    # Batched over all steps: d gates = [dc, dc, dh, dc] * k_gates (each block's local derivative times the
+    # factor it multiplies), d n = dh * k_n; the loop then needs two ops for all four gates.
+    i = acts[:, :, :hidden]
+    f = acts[:, :, hidden : 2 * hidden]
+    o = acts[:, :, 2 * hidden : 3 * hidden]
     g = acts[:, :, 3 * hidden :]
-    d_act = torch.cat((ifo * (1.0 - ifo), 1.0 - g * g), 2)
-    k_n = acts[:, :, 2 * hidden : 3 * hidden] * (1.0 - tn * tn)
+    k_gates = torch.cat((g * i * (1.0 - i), cs[:-1] * f * (1.0 - f), tn * o * (1.0 - o), i * (1.0 - g * g)), 2)
+    k_n = o * (1.0 - tn * tn)
     d_gates = torch.empty_like(acts)
     d_a = torch.empty_like(acts)
     d_n = torch.empty_like(dy)
@@ -112,31 +105,28 @@ def _backward_loop(
     dc = dc_n
     mask: list[bool] = [True, False, False]
     for t in range(steps - 1, -1, -1):
-        act = acts[t]
         dh = dh + dy[t]
-        dn = d_n[t]
-        torch.mul(dh, k_n[t], out=dn)
+        dn = torch.mul(dh, k_n[t], out=d_n[t])
         dc = (
             dc
             + torch.ops.aten.native_layer_norm_backward(
                 dn, cs[t + 1], [hidden], c_stats[0, t], c_stats[1, t], g_c, None, mask
             )[0]
         )
-        dg_t = d_gates[t]
-        torch.mul(dc, act[:, 3 * hidden :], out=dg_t[:, :hidden])
-        torch.mul(dc, cs[t], out=dg_t[:, hidden : 2 * hidden])
-        torch.mul(dh, tn[t], out=dg_t[:, 2 * hidden : 3 * hidden])
-        torch.mul(dc, act[:, :hidden], out=dg_t[:, 3 * hidden :])
-        dg_t.mul_(d_act[t])
-        da = d_a[t]
-        da.copy_(
-            torch.ops.aten.native_layer_norm_backward(
-                dg_t, a_raw[t], [four_h], a_stats[0, t], a_stats[1, t], g_hh, None, mask
-            )[0]
-        )
+        dg_t = torch.mul(torch.cat((dc, dc, dh, dc), 1), k_gates[t], out=d_gates[t])
+        da = torch.ops.aten.native_layer_norm_backward(
+            dg_t, a_raw[t], [four_h], a_stats[0, t], a_stats[1, t], g_hh, None, mask
+        )[0]
+        d_a[t] = da
         dh = torch.mm(da, w_hh)
-        dc = dc * act[:, hidden : 2 * hidden]
+        dc = dc * f[t]
     return [d_gates, d_a, d_n, dh, dc]
+
+
+def _ln_stats(x: Tensor, eps: float) -> Tensor:
+    """``stack((mean, rstd))`` of LN over the last dim, as ``native_layer_norm`` computes them."""
+    var, mean = torch.var_mean(x, -1, correction=0, keepdim=True)
+    return torch.stack((mean, torch.rsqrt(var + eps)))
 
 
 class _LNLSTMRecurrence(torch.autograd.Function):
@@ -144,13 +134,16 @@ class _LNLSTMRecurrence(torch.autograd.Function):
     def forward(ctx, gx, h0, c0, w_hh, g_hh, g_c, b_c, eps):  # type: ignore[override]
         out = _forward_loop(gx, h0, c0, w_hh, g_hh, g_c, b_c, eps, True)
         hs, cs = out[0], out[1]
+        ctx.eps = eps
         ctx.save_for_backward(w_hh, g_hh, g_c, *out)
         return hs[1:], cs[-1]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy, dc_n):  # type: ignore[override]
-        w_hh, g_hh, g_c, hs, cs, acts, a_raw, a_stats, c_stats, tn = ctx.saved_tensors
+        w_hh, g_hh, g_c, hs, cs, acts, a_raw, tn = ctx.saved_tensors
+        a_stats = _ln_stats(a_raw, ctx.eps)
+        c_stats = _ln_stats(cs[1:], ctx.eps)
         dy = torch.zeros_like(hs[1:]) if dy is None else dy.contiguous()
         # h_n is y[-1], so its gradient already arrives through dy.
         dc_n = torch.zeros_like(cs[0]) if dc_n is None else dc_n.contiguous()
