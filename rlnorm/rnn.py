@@ -14,6 +14,7 @@ call signature ``forward(x, (h0, c0)) -> (y, (h_n, c_n))`` with states ``(num_la
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -92,28 +93,36 @@ class _LSTMBase(nn.Module):
     def flatten_parameters(self) -> None:
         """No-op, for code written against ``nn.LSTM`` (the weights are computed on every call)."""
 
-    def _run(self, x: Tensor, hx: State) -> tuple[Tensor, State]:
+    def _run(self, x: Tensor, hx: State, keep: Tensor | None) -> tuple[Tensor, State]:
         raise NotImplementedError
 
     def _run_packed(self, x: PackedSequence, hx: State | None) -> tuple[PackedSequence, State]:
         raise TypeError(f"{type(self).__name__} does not accept a PackedSequence; pass a padded tensor")
 
-    def forward(self, input: Tensor | PackedSequence, hx: State | None = None) -> tuple[Tensor | PackedSequence, State]:
+    def forward(
+        self, input: Tensor | PackedSequence, hx: State | None = None, *, episode_starts: Tensor | None = None
+    ) -> tuple[Tensor | PackedSequence, State]:
         """Run the LSTM over a sequence.
 
         :param input: ``(T, B, input_size)`` (``(B, T, input_size)`` if ``batch_first``), or unbatched
             ``(T, input_size)``
         :param hx: initial ``(h0, c0)``, each ``(num_layers, B, hidden_size)`` (``(num_layers, hidden_size)``
             for unbatched input); zeros when omitted
+        :param episode_starts: optional flags laid out as the first dims of ``input`` (``(T, B)``, ``(B, T)``
+            if ``batch_first``, ``(T,)`` unbatched); where 1, every layer's state is zeroed before that step,
+            so one call handles sequences that cross episode boundaries (an extension of ``nn.LSTM``)
         :return: ``(output, (h_n, c_n))`` with the shapes of ``nn.LSTM``
         """
         if isinstance(input, PackedSequence):
+            if episode_starts is not None:
+                raise ValueError("episode_starts cannot be combined with a PackedSequence input")
             return self._run_packed(input, hx)
         if input.dim() not in (2, 3):
             raise ValueError(f"input must be 2-D (unbatched) or 3-D, got shape {tuple(input.shape)}")
         if input.size(-1) != self.input_size:
             raise ValueError(f"input.size(-1) must be input_size={self.input_size}, got {input.size(-1)}")
         batched = input.dim() == 3
+        lead = tuple(input.shape[:-1])  # the layout episode_starts must have
         if not batched:
             input = input.unsqueeze(0 if self.batch_first else 1)
         batch = input.size(0 if self.batch_first else 1)
@@ -128,7 +137,13 @@ class _LSTMBase(nn.Module):
                 if tuple(state.shape) != expected:
                     shown = expected if batched else (self.num_layers, self.hidden_size)
                     raise ValueError(f"{name} must have shape {shown}, got {tuple(state.shape)}")
-        output, (h_n, c_n) = self._run(input, hx)
+        keep = None
+        if episode_starts is not None:
+            if tuple(episode_starts.shape) != lead:
+                raise ValueError(f"episode_starts must have shape {lead}, got {tuple(episode_starts.shape)}")
+            starts = episode_starts.reshape(input.shape[:2])
+            keep = 1.0 - (starts.transpose(0, 1) if self.batch_first else starts).to(input.dtype)
+        output, (h_n, c_n) = self._run(input, hx, keep)
         if not batched:
             output = output.squeeze(0 if self.batch_first else 1)
             h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
@@ -269,12 +284,28 @@ class WNLSTM(_LSTMBase):
     def _flat_weights(self) -> list[Tensor]:
         return [w for cell in self.cells for w in cell.flat_weights()]
 
-    def _run(self, x: Tensor, hx: State) -> tuple[Tensor, State]:
-        output, h_n, c_n = torch._VF.lstm(
-            x, hx, self._flat_weights(), self.bias, self.num_layers, self.dropout, self.training, False,
-            self.batch_first,
-        )  # fmt: skip
-        return output, (h_n, c_n)
+    def _run(self, x: Tensor, hx: State, keep: Tensor | None) -> tuple[Tensor, State]:
+        weights = self._flat_weights()  # normalized once, shared by every segment below
+
+        def fused(seq: Tensor, state: State, batch_first: bool) -> tuple[Tensor, State]:
+            output, h_n, c_n = torch._VF.lstm(
+                seq, state, weights, self.bias, self.num_layers, self.dropout, self.training, False, batch_first
+            )
+            return output, (h_n, c_n)
+
+        if keep is None:
+            return fused(x, hx, self.batch_first)
+        # The fused kernel cannot reset mid-sequence: run it on the segments between steps where a reset occurs.
+        seq = x.transpose(0, 1) if self.batch_first else x
+        cuts = torch.nonzero((keep != 1).any(dim=1)).flatten().tolist()
+        bounds = [0, *[t for t in cuts if t > 0], seq.size(0)]
+        outputs = []
+        for start, end in itertools.pairwise(bounds):
+            k = keep[start].view(1, -1, 1)
+            out, hx = fused(seq[start:end], (hx[0] * k, hx[1] * k), False)
+            outputs.append(out)
+        output = torch.cat(outputs)
+        return (output.transpose(0, 1) if self.batch_first else output), hx
 
     def _run_packed(self, x: PackedSequence, hx: State | None) -> tuple[PackedSequence, State]:
         data, batch_sizes, sorted_indices, unsorted_indices = x
@@ -352,17 +383,20 @@ class LNLSTMCell(nn.Module):
         gx = F.layer_norm(self.ih(x), (4 * self.hidden_size,), self.ln_ih.weight, None, self.eps)
         return gx if self.gate_bias is None else gx + self.gate_bias
 
-    def recurrence(self, gx: Tensor, h0: Tensor, c0: Tensor) -> tuple[Tensor, Tensor]:
+    def recurrence(
+        self, gx: Tensor, h0: Tensor, c0: Tensor, episode_starts: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Run the recurrent part over precomputed input gates.
 
         :param gx: :meth:`input_gates` of the whole sequence, ``(T, B, 4 * hidden_size)``
         :param h0: ``(B, hidden_size)``
         :param c0: ``(B, hidden_size)``
+        :param episode_starts: optional ``(T, B)`` flags: the state is zeroed before the steps where 1
         :return: the hidden states of every step ``(T, B, hidden_size)`` and the last cell state
         """
         b_c = self.ln_c.bias if self.ln_c.bias is not None else self._zero_c_bias
         return ln_lstm_recurrence(
-            gx.contiguous(), h0, c0, self.hh.weight, self.ln_hh.weight, self.ln_c.weight, b_c, self.eps
+            gx.contiguous(), h0, c0, self.hh.weight, self.ln_hh.weight, self.ln_c.weight, b_c, self.eps, episode_starts
         )
 
     def forward(self, input: Tensor, hx: State | None = None) -> State:
@@ -422,14 +456,15 @@ class LNLSTM(_LSTMBase):
             for k in range(num_layers)
         )
 
-    def _run(self, x: Tensor, hx: State) -> tuple[Tensor, State]:
+    def _run(self, x: Tensor, hx: State, keep: Tensor | None) -> tuple[Tensor, State]:
         if self.batch_first:
             x = x.transpose(0, 1)
+        starts = None if keep is None else 1.0 - keep
         h_n, c_n = [], []
         for k, cell in enumerate(self.cells):
             if k > 0 and self.dropout > 0 and self.training:
                 x = F.dropout(x, self.dropout, training=True)
-            x, c = cell.recurrence(cell.input_gates(x), hx[0][k], hx[1][k])
+            x, c = cell.recurrence(cell.input_gates(x), hx[0][k], hx[1][k], starts)
             h_n.append(x[-1])
             c_n.append(c)
         if self.batch_first:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -35,7 +36,16 @@ def _script(fn: Callable) -> Callable:
 
 @_script
 def _forward_loop(
-    gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, g_hh: Tensor, g_c: Tensor, b_c: Tensor, eps: float, save: bool
+    gx: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    keep: Optional[Tensor],  # noqa: UP045 (TorchScript reads typing.Optional)
+    w_hh: Tensor,
+    g_hh: Tensor,
+    g_c: Tensor,
+    b_c: Tensor,
+    eps: float,
+    save: bool,
 ) -> list[Tensor]:
     steps, batch = gx.size(0), gx.size(1)
     hidden = h0.size(1)
@@ -45,6 +55,8 @@ def _forward_loop(
     hs[0] = h0
     if not save:
         for t in range(steps):
+            if keep is not None:
+                h, c = h * keep[t], c * keep[t]
             a_hat = torch.native_layer_norm(torch.mm(h, w_t), [4 * hidden], None, None, eps)[0]
             gates = torch.addcmul(gx[t], a_hat, g_hh)
             ifo = torch.sigmoid(gates[:, : 3 * hidden])
@@ -60,6 +72,8 @@ def _forward_loop(
     tn = gx.new_empty((steps, batch, hidden))
     # Results go straight into the saved buffers (out=); LN statistics are recomputed in one batch for backward.
     for t in range(steps):
+        if keep is not None:
+            h, c = h * keep[t], c * keep[t]
         a = a_raw[t]
         torch.mm(h, w_t, out=a)
         gates = torch.addcmul(gx[t], torch.native_layer_norm(a, [4 * hidden], None, None, eps)[0], g_hh)
@@ -81,6 +95,8 @@ def _backward_loop(
     g_hh: Tensor,
     g_c: Tensor,
     cs: Tensor,
+    c_prev: Tensor,
+    keep: Optional[Tensor],  # noqa: UP045
     acts: Tensor,
     a_raw: Tensor,
     a_stats: Tensor,
@@ -96,7 +112,7 @@ def _backward_loop(
     f = acts[:, :, hidden : 2 * hidden]
     o = acts[:, :, 2 * hidden : 3 * hidden]
     g = acts[:, :, 3 * hidden :]
-    k_gates = torch.cat((g * i * (1.0 - i), cs[:-1] * f * (1.0 - f), tn * o * (1.0 - o), i * (1.0 - g * g)), 2)
+    k_gates = torch.cat((g * i * (1.0 - i), c_prev * f * (1.0 - f), tn * o * (1.0 - o), i * (1.0 - g * g)), 2)
     k_n = o * (1.0 - tn * tn)
     d_gates = torch.empty_like(acts)
     d_a = torch.empty_like(acts)
@@ -120,6 +136,8 @@ def _backward_loop(
         d_a[t] = da
         dh = torch.mm(da, w_hh)
         dc = dc * f[t]
+        if keep is not None:  # a reset state received no gradient from this step
+            dh, dc = dh * keep[t], dc * keep[t]
     return [d_gates, d_a, d_n, dh, dc]
 
 
@@ -131,31 +149,35 @@ def _ln_stats(x: Tensor, eps: float) -> Tensor:
 
 class _LNLSTMRecurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gx, h0, c0, w_hh, g_hh, g_c, b_c, eps):  # type: ignore[override]
-        out = _forward_loop(gx, h0, c0, w_hh, g_hh, g_c, b_c, eps, True)
+    def forward(ctx, gx, h0, c0, keep, w_hh, g_hh, g_c, b_c, eps):  # type: ignore[override]
+        out = _forward_loop(gx, h0, c0, keep, w_hh, g_hh, g_c, b_c, eps, True)
         hs, cs = out[0], out[1]
         ctx.eps = eps
-        ctx.save_for_backward(w_hh, g_hh, g_c, *out)
+        ctx.save_for_backward(keep, w_hh, g_hh, g_c, *out)
         return hs[1:], cs[-1]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy, dc_n):  # type: ignore[override]
-        w_hh, g_hh, g_c, hs, cs, acts, a_raw, tn = ctx.saved_tensors
+        keep, w_hh, g_hh, g_c, hs, cs, acts, a_raw, tn = ctx.saved_tensors
+        # the states that entered each step (after the resets)
+        h_prev, c_prev = (hs[:-1], cs[:-1]) if keep is None else (hs[:-1] * keep, cs[:-1] * keep)
         a_stats = _ln_stats(a_raw, ctx.eps)
         c_stats = _ln_stats(cs[1:], ctx.eps)
         dy = torch.zeros_like(hs[1:]) if dy is None else dy.contiguous()
         # h_n is y[-1], so its gradient already arrives through dy.
         dc_n = torch.zeros_like(cs[0]) if dc_n is None else dc_n.contiguous()
-        d_gates, d_a, d_n, dh0, dc0 = _backward_loop(dy, dc_n, w_hh, g_hh, g_c, cs, acts, a_raw, a_stats, c_stats, tn)
+        d_gates, d_a, d_n, dh0, dc0 = _backward_loop(
+            dy, dc_n, w_hh, g_hh, g_c, cs, c_prev, keep, acts, a_raw, a_stats, c_stats, tn
+        )
         hidden = hs.size(-1)
-        d_w_hh = d_a.reshape(-1, 4 * hidden).t().mm(hs[:-1].reshape(-1, hidden))
+        d_w_hh = d_a.reshape(-1, 4 * hidden).t().mm(h_prev.reshape(-1, hidden))
         a_hat = (a_raw - a_stats[0]) * a_stats[1]
         c_hat = (cs[1:] - c_stats[0]) * c_stats[1]
         d_g_hh = (d_gates * a_hat).sum((0, 1))
         d_g_c = (d_n * c_hat).sum((0, 1))
         d_b_c = d_n.sum((0, 1))
-        return d_gates, dh0, dc0, d_w_hh, d_g_hh, d_g_c, d_b_c, None
+        return d_gates, dh0, dc0, None, d_w_hh, d_g_hh, d_g_c, d_b_c, None
 
 
 def ln_lstm_recurrence(
@@ -167,6 +189,7 @@ def ln_lstm_recurrence(
     g_c: Tensor,
     b_c: Tensor,
     eps: float = 1e-5,
+    episode_starts: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run the recurrent part of one layer-normalized LSTM layer over a whole sequence.
 
@@ -181,10 +204,19 @@ def ln_lstm_recurrence(
     :param g_c: LN gain of the cell state ``(H,)``
     :param b_c: LN bias of the cell state ``(H,)``
     :param eps: LN epsilon
+    :param episode_starts: optional ``(T, B)`` flags; where 1, ``h`` and ``c`` are zeroed before that step
+        (a new episode starts there), so one call covers sequences that cross episode boundaries
     :return: the hidden states of every step ``(T, B, H)`` (the last one is ``h_n``) and ``c_n`` ``(B, H)``
     """
-    args = (gx, h0, c0, w_hh, g_hh, g_c, b_c)
-    if torch.is_grad_enabled() and any(a.requires_grad for a in args):
-        return _LNLSTMRecurrence.apply(*args, eps)
-    hs, c_n = _forward_loop(gx, h0, c0, w_hh, g_hh, g_c, b_c, eps, False)
+    keep = None
+    if episode_starts is not None:
+        if episode_starts.shape != gx.shape[:2]:
+            raise ValueError(
+                f"episode_starts must have shape (T, B) = {tuple(gx.shape[:2])}, got {tuple(episode_starts.shape)}"
+            )
+        keep = (1.0 - episode_starts.to(gx.dtype)).unsqueeze(-1).contiguous()
+    params = (w_hh, g_hh, g_c, b_c)
+    if torch.is_grad_enabled() and any(a.requires_grad for a in (gx, h0, c0, *params)):
+        return _LNLSTMRecurrence.apply(gx, h0, c0, keep, *params, eps)
+    hs, c_n = _forward_loop(gx, h0, c0, keep, w_hh, g_hh, g_c, b_c, eps, False)
     return hs[1:], c_n

@@ -336,3 +336,66 @@ def test_cuda_matches_cpu():
         y_cpu, _ = model(x)
         y_gpu, _ = model.cuda()(x.cuda())
         torch.testing.assert_close(y_gpu.cpu(), y_cpu, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- episode_starts (resets inside a sequence)
+
+
+def _stepwise_with_resets(model, x, hx, starts):
+    """Reference: one step per call, zeroing the state where an episode starts (as sb3-contrib does)."""
+    outs = []
+    for t in range(x.size(0)):
+        keep = (1.0 - starts[t]).view(1, -1, 1)
+        x_t = x[t : t + 1].transpose(0, 1) if model.batch_first else x[t : t + 1]
+        y, hx = model(x_t, (hx[0] * keep, hx[1] * keep))
+        outs.append(y[:, 0] if model.batch_first else y[0])
+    return torch.stack(outs), hx
+
+
+@pytest.mark.parametrize("cls", [WNLSTM, LNLSTM])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_episode_starts_match_stepwise_resets(cls, batch_first):
+    torch.manual_seed(0)
+    model = cls(4, 5, num_layers=2, batch_first=batch_first)
+    _perturb_(model)
+    x, hx = torch.randn(7, 3, 4, requires_grad=True), _state(2, 3, 5)
+    starts = torch.zeros(7, 3)
+    starts[0, 1] = starts[3, 0] = starts[3, 2] = starts[5, 0] = 1.0
+    y_ref, (h_ref, c_ref) = _stepwise_with_resets(model, x, hx, starts)
+    if batch_first:
+        y, (h, c) = model(x.transpose(0, 1), hx, episode_starts=starts.t())
+        y = y.transpose(0, 1)
+    else:
+        y, (h, c) = model(x, hx, episode_starts=starts)
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(h, h_ref)
+    torch.testing.assert_close(c, c_ref)
+    grads = torch.autograd.grad((y * y_ref.detach()).sum() + c.sum(), [x, *model.parameters()])
+    grads_ref = torch.autograd.grad((y_ref * y_ref.detach()).sum() + c_ref.sum(), [x, *model.parameters()])
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-4)
+    no_reset = model(x.transpose(0, 1), hx)[0].transpose(0, 1) if batch_first else model(x, hx)[0]
+    assert not torch.allclose(y, no_reset)  # the resets did change the outputs
+
+
+def test_ln_recurrence_gradcheck_with_resets():
+    torch.manual_seed(1)
+    steps, batch, hid = 4, 3, 3
+    dt = torch.double
+    args = [
+        torch.randn(steps, batch, 4 * hid, dtype=dt),
+        torch.randn(batch, hid, dtype=dt),
+        torch.randn(batch, hid, dtype=dt),
+        torch.randn(4 * hid, hid, dtype=dt) * 0.5,
+        1 + 0.2 * torch.randn(4 * hid, dtype=dt),
+        1 + 0.2 * torch.randn(hid, dtype=dt),
+        0.2 * torch.randn(hid, dtype=dt),
+    ]
+    args = [a.requires_grad_() for a in args]
+    starts = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 0], [1, 0, 1]], dtype=dt)
+    assert torch.autograd.gradcheck(lambda *a: ln_lstm_recurrence(*a, episode_starts=starts), args)
+
+
+def test_episode_starts_shape_is_checked():
+    with pytest.raises(ValueError, match=r"episode_starts must have shape \(6, 2\)"):
+        LNLSTM(3, 4)(torch.randn(6, 2, 3), episode_starts=torch.zeros(2, 6))
