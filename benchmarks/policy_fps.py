@@ -7,6 +7,9 @@ and the best time kept (the machine may be shared). Reported per policy:
 * ``fps ratio``   -- its fps over the baseline's (1.00 = as fast; goal for WN: >= 0.95);
 * ``update ratio``-- time inside ``PPO.train()`` (the gradient updates alone) over the baseline's.
 
+A second table times the networks alone, without the env (less noisy on a shared machine): one rollout
+forward pass on ``n_envs`` observations (eval mode, no grad) and one forward + backward on a minibatch.
+
 The baseline is SB3's ``CnnPolicy``; ``NormCnnPolicy`` with ``norm="none"`` is this project's code with no norm.
 
 Usage::
@@ -97,6 +100,34 @@ def time_run(policy: str, policy_kwargs: dict, args: argparse.Namespace) -> tupl
     return total, model.train_seconds
 
 
+def time_networks(policy: str, policy_kwargs: dict, args: argparse.Namespace, env: VecEnv) -> tuple[float, float]:
+    """Best seconds of one rollout forward pass and of one minibatch forward + backward pass."""
+    model = PPO(policy, env, policy_kwargs=policy_kwargs, device=args.device, seed=0, n_steps=args.n_steps)
+    net = model.policy
+    space = env.observation_space
+    space.seed(0)
+    sample = torch.as_tensor(np.stack([space.sample() for _ in range(args.batch_size)]), device=net.device)
+    actions = torch.zeros(args.batch_size, device=net.device)
+    rollout, update = float("inf"), float("inf")
+    for _ in range(args.repeats * 3):
+        net.set_training_mode(False)
+        start = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(20):
+                net(sample[: args.n_envs])
+        if net.device.type == "cuda":
+            torch.cuda.synchronize()
+        rollout = min(rollout, (time.perf_counter() - start) / 20)
+        net.set_training_mode(True)
+        start = time.perf_counter()
+        values, log_prob, entropy = net.evaluate_actions(sample, actions)
+        (values.sum() + log_prob.sum() + entropy.sum()).backward()
+        if net.device.type == "cuda":
+            torch.cuda.synchronize()
+        update = min(update, time.perf_counter() - start)
+    return rollout, update
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="ALE/Pong-v5", help="an ALE id or 'minatar'")
@@ -122,6 +153,10 @@ def main() -> None:
             total, updates = time_run(policy, kwargs, args)
             best[name] = (min(best[name][0], total), min(best[name][1], updates))
 
+    env = make_env(args.env, args.n_envs, seed=0)
+    nets = {name: time_networks(policy, kwargs, args, env) for name, (policy, kwargs) in candidates.items()}
+    env.close()
+
     base_total, base_updates = best["SB3 " + baseline[0]]
     print(
         f"PPO on {args.env}, device={args.device}, {args.steps} steps x best of {args.repeats}, "
@@ -132,6 +167,14 @@ def main() -> None:
         print(
             f"{name:<28} {args.steps / total:8.1f} {base_total / total:10.3f} "
             f"{updates:9.2f} {updates / base_updates:13.3f}"
+        )
+    base_rollout, base_update = nets["SB3 " + baseline[0]]
+    print(f"\nnetworks alone: rollout forward on {args.n_envs} obs, forward+backward on {args.batch_size} obs")
+    print(f"{'policy':<28} {'rollout ms':>10} {'time ratio':>10} {'update ms':>10} {'time ratio':>10}")
+    for name, (rollout, update) in nets.items():
+        print(
+            f"{name:<28} {1000 * rollout:10.2f} {rollout / base_rollout:10.3f} "
+            f"{1000 * update:10.1f} {update / base_update:10.3f}"
         )
 
 
