@@ -144,9 +144,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     # SB3's CnnPolicy needs an SB3 image space (uint8 in [0, 255]); MinAtar is {0, 1}, so its baseline is ours
-    baseline = ("CnnPolicy", {}) if args.env != "minatar" else ("NormCnnPolicy", {"norm": "none"})
-    candidates = {"SB3 " + baseline[0]: baseline}
+    if args.env == "minatar":
+        base_name, candidates = "NormCnnPolicy norm=none", {}
+    else:
+        base_name, candidates = "SB3 CnnPolicy", {"SB3 CnnPolicy": ("CnnPolicy", {})}
     candidates.update({f"NormCnnPolicy norm={n}": ("NormCnnPolicy", {"norm": n}) for n in args.norms})
+    candidates.setdefault(base_name, ("NormCnnPolicy", {"norm": "none"}))
     best = {name: (float("inf"), float("inf")) for name in candidates}
     for _ in range(args.repeats):  # alternate, so that load changes on a shared machine hit every policy
         for name, (policy, kwargs) in candidates.items():
@@ -157,10 +160,11 @@ def main() -> None:
     nets = {name: time_networks(policy, kwargs, args, env) for name, (policy, kwargs) in candidates.items()}
     env.close()
 
-    base_total, base_updates = best["SB3 " + baseline[0]]
+    base_total, base_updates = best[base_name]
     print(
         f"PPO on {args.env}, device={args.device}, {args.steps} steps x best of {args.repeats}, "
-        f"n_envs={args.n_envs} n_steps={args.n_steps} batch={args.batch_size} epochs={args.n_epochs}"
+        f"n_envs={args.n_envs} n_steps={args.n_steps} batch={args.batch_size} epochs={args.n_epochs}; "
+        f"ratios against {base_name}"
     )
     print(f"{'policy':<28} {'fps':>8} {'fps ratio':>10} {'update s':>9} {'update ratio':>13}")
     for name, (total, updates) in best.items():
@@ -168,7 +172,7 @@ def main() -> None:
             f"{name:<28} {args.steps / total:8.1f} {base_total / total:10.3f} "
             f"{updates:9.2f} {updates / base_updates:13.3f}"
         )
-    base_rollout, base_update = nets["SB3 " + baseline[0]]
+    base_rollout, base_update = nets[base_name]
     print(f"\nnetworks alone: rollout forward on {args.n_envs} obs, forward+backward on {args.batch_size} obs")
     print(f"{'policy':<28} {'rollout ms':>10} {'time ratio':>10} {'update ms':>10} {'time ratio':>10}")
     for name, (rollout, update) in nets.items():
