@@ -43,6 +43,8 @@ NOISE_OPTIONS = {
     "flicker": "flicker_p",
     "frame_drop": "frame_drop_p",
 }
+#: norms whose train mode normalizes with the statistics of the batch (a batch of one fails)
+BATCH_STAT_NORMS = ("bn", "brn")
 #: hyperparameters the training entry point sets itself
 RESERVED_HYPERPARAMS = ("policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model")
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -360,6 +362,15 @@ def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
     runs_dir = p.string(data.get("runs_dir", "runs"), "runs_dir")
     reports_dir = p.string(data.get("reports_dir", "reports"), "reports_dir")
 
+    eval_config = _parse_eval(p, data.get("eval", {}) or {})
+    batch_norms = [n for n in norms if n in BATCH_STAT_NORMS]
+    if eval_config.bn_modes and batch_norms and eval_config.n_envs < 2:
+        raise p.fail(
+            "eval.n_envs",
+            f"must be >= 2 to evaluate {', '.join(batch_norms)} in train mode (eval.bn_modes: true); "
+            f"got {eval_config.n_envs}",
+        )
+
     return ExperimentConfig(
         experiment=experiment,
         algo=algo,
@@ -372,7 +383,7 @@ def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
         hyperparams=hyperparams,
         policy_kwargs=policy_kwargs,
         env_options=env_options,
-        eval=_parse_eval(p, data.get("eval", {}) or {}),
+        eval=eval_config,
         diagnostics=_parse_diagnostics(p, data.get("diagnostics", {}) or {}),
         sweep=_parse_sweep(p, data.get("sweep", {}) or {}),
         exploration=exploration,
@@ -588,6 +599,9 @@ def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:
             owners = [s for s, cls in sections.items() if parts[0] in {f.name for f in dataclasses.fields(cls)}]
             if len(owners) == 1:
                 parts = [owners[0], *parts]
+            elif len(owners) > 1:
+                choices = " or ".join(f"{o}.{key}" for o in owners)
+                raise ConfigError("<command line>", key, f"ambiguous; write {choices}")
         node = data
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)

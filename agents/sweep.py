@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 
+from agents.checkpoints import write_json_atomic
 from agents.config import ConfigError, ExperimentConfig
 from agents.tb_layout import RETURN_CLEAN, write_layout
-from agents.train import RunResult, RunSpec, experiment_dir, grid, train_run
+from agents.train import FAILED_FILE, RunResult, RunSpec, experiment_dir, grid, train_run
 from agents.train import main as train_main
 
 
@@ -48,7 +49,10 @@ def _worker(spec: RunSpec, progress_bar: bool, torch_threads: int | None) -> Run
         return train_run(spec, progress_bar=progress_bar, torch_threads=torch_threads)
     except Exception as err:  # one broken run must not take the grid down; its message is reported
         detail = traceback.format_exc(limit=-3).strip().replace("\n", " | ")
-        return RunResult(str(spec.run_dir), "failed", message=f"{type(err).__name__}: {err} ({detail})")
+        message = f"{type(err).__name__}: {err} ({detail})"
+        if spec.run_dir.is_dir():
+            write_json_atomic(spec.run_dir / FAILED_FILE, {"message": message})
+        return RunResult(str(spec.run_dir), "failed", message=message)
 
 
 def _announce(result: RunResult, done: int, total: int, started: float) -> None:

@@ -87,6 +87,7 @@ def test_unknown_norm_lists_allowed() -> None:
         ({"eval": {"noise": [{"kind": "gaussian", "levels": [-0.1]}]}}, "eval.noise[0].levels[0]"),
         ({"eval": {"noise": [{"kind": "blur", "levels": [0.1]}]}}, "eval.noise[0].kind"),
         ({"eval": {"n_episodes": 0}}, "eval.n_episodes"),
+        ({"eval": {"n_envs": 1}}, "eval.n_envs"),
         ({"hyperparams": {"CartPole-v2": {"n_steps": 8}}}, "hyperparams.CartPole-v2"),
         ({"hyperparams": {"default": {"gamma": 1.5}}}, "hyperparams.default.gamma"),
         ({"hyperparams": {"default": {"seed": 3}}}, "hyperparams.default.seed"),
@@ -127,6 +128,8 @@ def test_overrides_dotted_shortcut_and_yaml_values() -> None:
     assert SMOKE["train"]["total_timesteps"] != 20000, "the input document is not modified"
     with pytest.raises(ConfigError, match="key=value"):
         apply_overrides(SMOKE, ["total_timesteps"])
+    with pytest.raises(ConfigError, match=r"ambiguous; write train.n_envs or eval.n_envs"):
+        apply_overrides(SMOKE, ["n_envs=2"])
 
 
 def test_env_hyperparams_merge_default_and_env() -> None:
