@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import torch
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
@@ -153,6 +154,34 @@ class NormRecurrentActorCriticPolicy(RecurrentActorCriticPolicy):
                 self.lstm_critic = build()
             self.to(self.device)
             self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    @staticmethod
+    def _process_sequence(
+        features: torch.Tensor,
+        lstm_states: tuple[torch.Tensor, torch.Tensor],
+        episode_starts: torch.Tensor,
+        lstm: nn.Module,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """sb3-contrib's ``_process_sequence`` in one LSTM call for :class:`~rlnorm.rnn.WNLSTM`/``LNLSTM``.
+
+        sb3-contrib steps the LSTM one time step per call once any episode starts inside a sequence (most
+        minibatches when episodes are short); these modules take the reset flags (``episode_starts``) and
+        zero the states inside a single call, with the same result. Other modules go through sb3-contrib.
+
+        :param features: ``(n_seq * seq_len, features_dim)``, sequence-major
+        :param lstm_states: ``(h, c)``, each ``(n_layers, n_seq, hidden)``
+        :param episode_starts: ``(n_seq * seq_len,)`` flags
+        :param lstm: the actor's or critic's LSTM
+        :return: ``(n_seq * seq_len, hidden)`` outputs and the last states
+        """
+        if not isinstance(lstm, (WNLSTM, LNLSTM)):
+            return RecurrentActorCriticPolicy._process_sequence(features, lstm_states, episode_starts, lstm)
+        n_seq = lstm_states[0].shape[1]
+        sequence = features.reshape((n_seq, -1, lstm.input_size)).swapaxes(0, 1)
+        starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)
+        resets = None if bool(torch.all(starts == 0.0)) else starts
+        output, lstm_states = lstm(sequence, lstm_states, episode_starts=resets)
+        return torch.flatten(output.transpose(0, 1), start_dim=0, end_dim=1), lstm_states
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = NormMlpExtractor(

@@ -13,6 +13,7 @@ import pytest
 import torch
 from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
@@ -133,6 +134,12 @@ def test_episode_starts_reset_states_mid_sequence(lstm):
     starts[0, 2] = starts[2, 4] = 1.0  # two episodes begin mid-sequence
     with torch.no_grad():
         out, (h_n, c_n) = policy._process_sequence(features, state, starts.flatten(), module)
+        # the one-call path of these policies equals sb3-contrib's own step-by-step path
+        sb3_out, (sb3_h, sb3_c) = RecurrentActorCriticPolicy._process_sequence(
+            features, state, starts.flatten(), module
+        )
+        torch.testing.assert_close(out, sb3_out)
+        torch.testing.assert_close((h_n, c_n), (sb3_h, sb3_c))
         seq = features.reshape(n_seq, steps, dim)
         for s in range(n_seq):
             h, c = state[0][:, s : s + 1], state[1][:, s : s + 1]
@@ -200,6 +207,7 @@ import json, sys
 import numpy as np, torch
 import agents  # noqa: F401  (registers the aliases, as a user would)
 from sb3_contrib import RecurrentPPO
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 model = RecurrentPPO.load(sys.argv[1], device="cpu")
 obs = np.load(sys.argv[2])
