@@ -118,6 +118,22 @@ def final_values(scalars: pd.DataFrame) -> pd.DataFrame:
     return ordered.groupby(["run", "tag"], as_index=False).last()
 
 
+def iqm(scores: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """Interquartile mean: the mean of the middle 50 % of the scores.
+
+    Equal to ``rliable.metrics.aggregate_iqm`` (``scipy.stats.trim_mean(x, 0.25)``) on the flattened scores, but
+    vectorized: the bootstrap calls it thousands of times and scipy's wrapper costs ~0.4 ms per call.
+
+    :param scores: any array
+    :param axis: ``None`` flattens; otherwise the axis reduced
+    """
+    values = np.asarray(scores, dtype=float)
+    values = np.sort(values.ravel() if axis is None else np.moveaxis(values, axis, 0), axis=0)
+    n = values.shape[0]
+    cut = int(0.25 * n)
+    return values[cut : n - cut].mean(axis=0)
+
+
 def iqm_interval(scores: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> Interval:
     """IQM of a ``(runs, tasks)`` score matrix with a stratified-bootstrap 95 % CI (rliable).
 
@@ -126,11 +142,10 @@ def iqm_interval(scores: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0) 
     :param seed: numpy seed, so a report is reproducible
     """
     from rliable import library as rly
-    from rliable import metrics
 
     np.random.seed(seed)
     point, ci = rly.get_interval_estimates(
-        {"x": np.asarray(scores, dtype=float)}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=reps
+        {"x": np.asarray(scores, dtype=float)}, lambda s: np.array([iqm(s)]), reps=reps
     )
     return Interval(float(point["x"][0]), float(ci["x"][0, 0]), float(ci["x"][1, 0]))
 
@@ -144,13 +159,12 @@ def curve_intervals(curves: np.ndarray, reps: int = 500, seed: int = 0) -> tuple
     :return: (IQM per point, CI array of shape ``(2, points)``)
     """
     from rliable import library as rly
-    from rliable import metrics
 
     np.random.seed(seed)
     scores = np.asarray(curves, dtype=float)[:, None, :]  # (runs, 1 task, points)
 
     def per_point(s: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(s[..., t]) for t in range(s.shape[-1])])
+        return iqm(s.reshape(-1, s.shape[-1]), axis=0)
 
     point, ci = rly.get_interval_estimates({"x": scores}, per_point, reps=reps)
     return point["x"], ci["x"]

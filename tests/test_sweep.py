@@ -46,7 +46,6 @@ def test_local_pool_runs_grid_in_parallel_and_skips_finished(tmp_path: Path) -> 
     assert [r.metrics for r in again] == [r.metrics for r in results]
 
 
-@pytest.mark.slow  # starting Ray takes ~20 s on 2 cores
 def test_ray_backend_runs_tiny_grid(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
