@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -288,10 +289,19 @@ class WNLSTM(_LSTMBase):
         weights = self._flat_weights()  # normalized once, shared by every segment below
 
         def fused(seq: Tensor, state: State, batch_first: bool) -> tuple[Tensor, State]:
-            output, h_n, c_n = torch._VF.lstm(
-                seq, state, weights, self.bias, self.num_layers, self.dropout, self.training, False, batch_first
-            )
-            return output, (h_n, c_n)
+            def call() -> tuple[Tensor, State]:
+                output, h_n, c_n = torch._VF.lstm(
+                    seq, state, weights, self.bias, self.num_layers, self.dropout, self.training, False, batch_first
+                )
+                return output, (h_n, c_n)
+
+            if not seq.is_cuda:
+                return call()
+            # cuDNN asks for one contiguous weight buffer; normalized weights are new tensors every call, so
+            # its compaction copy is unavoidable and the warning only noise.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+                return call()
 
         if keep is None:
             return fused(x, hx, self.batch_first)
