@@ -5,6 +5,10 @@ is timed over ``--rounds`` interleaved rounds (so load changes on a shared machi
 median steps per second is printed with its ratio to sb3-contrib's policy (``MlpLstmPolicy`` or
 ``CnnLstmPolicy``). ``NormLstmPolicy`` rows change only the LSTM (plain MLP heads), isolating its cost.
 
+Where episodes end inside training sequences (CartPoleNoVel early on), sb3-contrib steps ``nn.LSTM`` one step
+per call, while the WN/LN policies reset states inside one LSTM call; with long episodes (Atari) both take
+the whole-sequence path and the comparison is kernel against kernel.
+
     python benchmarks/recurrent_fps.py [--env CartPoleNoVel-v1] [--cnn] [--threads 2] [--rounds 5]
 """
 
