@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import random
 import time
 
 import ale_py
@@ -151,8 +152,12 @@ def main() -> None:
     candidates.update({f"NormCnnPolicy norm={n}": ("NormCnnPolicy", {"norm": n}) for n in args.norms})
     candidates.setdefault(base_name, ("NormCnnPolicy", {"norm": "none"}))
     best = {name: (float("inf"), float("inf")) for name in candidates}
-    for _ in range(args.repeats):  # alternate, so that load changes on a shared machine hit every policy
-        for name, (policy, kwargs) in candidates.items():
+    order = list(candidates)
+    rng = random.Random(0)
+    for _ in range(args.repeats):  # alternate in a new order each round: load changes hit every policy alike
+        rng.shuffle(order)
+        for name in order:
+            policy, kwargs = candidates[name]
             total, updates = time_run(policy, kwargs, args)
             best[name] = (min(best[name][0], total), min(best[name][1], updates))
 
