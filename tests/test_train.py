@@ -155,3 +155,36 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     assert model.num_timesteps == saved
     env.close()
     assert (spec.run_dir / CHECKPOINT_DIR / "last.zip").exists()
+
+
+@pytest.mark.parametrize(
+    ("algo", "env", "norm", "hyperparams"),
+    [
+        ("DQN", "CartPole-v1", "bn", "{learning_starts: 64, buffer_size: 1000, train_freq: 4, batch_size: 32}"),
+        ("RecurrentPPO", "CartPoleNoVel-v1", "wn", "{n_steps: 32, batch_size: 64, n_epochs: 1}"),
+    ],
+)
+def test_other_algorithms_train_evaluate_and_resume(
+    algo: str, env: str, norm: str, hyperparams: str, tmp_path: Path
+) -> None:
+    overrides = [
+        f"runs_dir={tmp_path}",
+        f"algo={algo}",
+        f"envs=[{env}]",
+        f"norms=[{norm}]",
+        f"hyperparams={{default: {hyperparams}}}",
+        "train.n_envs=2",
+        "checkpoint_freq=128",
+        "eval.freq=0",
+        "eval.n_episodes=2",
+        "diagnostics.freq=128",
+    ]
+    first = train_run(grid(load_config(SMOKE, [*overrides, "total_timesteps=256"]))[0])
+    assert first.status == "finished", first.message
+    assert {"eval/return_clean", "eval/return_noise_gaussian_0.1"} <= set(first.metrics)
+    acc = _events(Path(first.run_dir))
+    assert any(t.startswith("norm/") for t in acc.Tags()["scalars"])
+    # a longer target resumes the finished run from its last checkpoint
+    second = train_run(grid(load_config(SMOKE, [*overrides, "total_timesteps=384"]))[0])
+    assert second.status == "finished" and second.num_timesteps >= 384
+    assert json.loads((Path(second.run_dir) / "final.json").read_text())["resumed_from"] == first.num_timesteps
