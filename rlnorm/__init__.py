@@ -7,6 +7,7 @@ from rlnorm.diagnostics import batch_dependence, layer_statistics, train_eval_ga
 from rlnorm.init import init_weights_, kaiming_normal_, kaiming_uniform_, orthogonal_, xavier_normal_, xavier_uniform_
 from rlnorm.layers import LAYER_NORMS, check_norm, conv2d, linear
 from rlnorm.norms import NORM_KINDS, make_norm
+from rlnorm.rnn import LNLSTM, WNLSTM, LNLSTMCell, WNLSTMCell
 from rlnorm.weight_norm import (
     MeanOnlyBatchNorm,
     apply_weight_norm,
@@ -19,8 +20,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LAYER_NORMS",
+    "LNLSTM",
     "NORM_KINDS",
+    "WNLSTM",
+    "LNLSTMCell",
     "MeanOnlyBatchNorm",
+    "WNLSTMCell",
     "apply_weight_norm",
     "batch_dependence",
     "check_norm",
