@@ -1,6 +1,6 @@
 """SB3 callbacks that make the norm comparison visible in TensorBoard.
 
-* :class:`ProgressCallback` - a tqdm bar with fps and the recent episode return.
+* :class:`ProgressCallback` - a tqdm bar (or periodic lines) with fps and the recent episode return.
 * :class:`NormDiagnosticsCallback` - ``norm/<layer>/<statistic>`` from ``rlnorm.diagnostics.layer_statistics``
   and ``norm/batch_dependence``.
 * :class:`NoiseEvalCallback` - ``eval/return_clean``, ``eval/return_noise_<kind>_<level>`` and, for policies
@@ -56,42 +56,55 @@ class _Every:
 
 
 class ProgressCallback(BaseCallback):
-    """A tqdm progress bar over the run's total steps, showing fps and the mean of the recent returns.
+    """Progress with fps and the mean of the recent returns: a tqdm bar, or (for runs in parallel worker
+    processes, whose bars would garble each other) one printed line every ``line_every`` seconds.
 
-    :param total_timesteps: the run's target step count (a resumed run starts the bar where it stopped)
-    :param description: label shown left of the bar
+    :param total_timesteps: the run's target step count (a resumed run starts where it stopped)
+    :param description: label of the bar or lines
+    :param line_every: print plain lines at this interval (seconds) instead of drawing a bar
     """
 
-    def __init__(self, total_timesteps: int, description: str = "") -> None:
+    def __init__(self, total_timesteps: int, description: str = "", line_every: float | None = None) -> None:
         super().__init__()
         self.total_timesteps = total_timesteps
         self.description = description
+        self.line_every = line_every
         self._bar: Any = None
         self._t0 = 0.0
         self._steps0 = 0
         self._last_refresh = 0.0
 
     def _on_training_start(self) -> None:
-        from tqdm.auto import tqdm
-
-        self._bar = tqdm(total=self.total_timesteps, initial=self.num_timesteps, desc=self.description, unit="step")
         self._t0, self._steps0 = time.perf_counter(), self.num_timesteps
+        self._last_refresh = self._t0
+        if self.line_every is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.total_timesteps, initial=self.num_timesteps, desc=self.description, unit="step")
 
     def _on_step(self) -> bool:
         now = time.perf_counter()
-        if now - self._last_refresh >= 1.0:
+        if now - self._last_refresh >= (self.line_every or 1.0):
             self._refresh(now)
         return True
 
-    def _refresh(self, now: float) -> None:
-        self._last_refresh = now
-        self._bar.n = min(self.num_timesteps, self.total_timesteps)
+    def _status(self, now: float) -> dict[str, str]:
         fps = (self.num_timesteps - self._steps0) / max(now - self._t0, 1e-9)
-        postfix = {"fps": f"{fps:.0f}"}
+        status = {"fps": f"{fps:.0f}"}
         episodes = self.model.ep_info_buffer
         if episodes:
-            postfix["return"] = f"{np.mean([e['r'] for e in episodes]):.2f}"
-        self._bar.set_postfix(postfix, refresh=False)
+            status["return"] = f"{np.mean([e['r'] for e in episodes]):.2f}"
+        return status
+
+    def _refresh(self, now: float) -> None:
+        self._last_refresh = now
+        status = self._status(now)
+        if self._bar is None:
+            fields = " ".join(f"{k}={v}" for k, v in status.items())
+            print(f"{self.description}: {self.num_timesteps}/{self.total_timesteps} steps {fields}", flush=True)
+            return
+        self._bar.n = min(self.num_timesteps, self.total_timesteps)
+        self._bar.set_postfix(status, refresh=False)
         self._bar.refresh()
 
     def _on_training_end(self) -> None:

@@ -44,9 +44,13 @@ def preflight(config: ExperimentConfig, source: str = "<config>") -> None:
         env.close()
 
 
-def _worker(spec: RunSpec, progress_bar: bool, torch_threads: int | None) -> RunResult:
+#: seconds between two progress lines of a run in a parallel worker
+PROGRESS_LINE_EVERY = 60.0
+
+
+def _worker(spec: RunSpec, parallel: bool) -> RunResult:
     try:
-        return train_run(spec, progress_bar=progress_bar, torch_threads=torch_threads)
+        return train_run(spec, progress_lines=PROGRESS_LINE_EVERY if parallel else None)
     except Exception as err:  # one broken run must not take the grid down; its message is reported
         detail = traceback.format_exc(limit=-3).strip().replace("\n", " | ")
         message = f"{type(err).__name__}: {err} ({detail})"
@@ -101,13 +105,13 @@ def run_grid(config: ExperimentConfig, backend: str | None = None, workers: int 
     if n_workers == 1:
         results = []
         for i, spec in enumerate(specs):
-            results.append(_worker(spec, progress_bar=None, torch_threads=None))
+            results.append(_worker(spec, parallel=False))
             _announce(results[-1], i + 1, len(specs), started)
         return results
     by_spec: dict[int, RunResult] = {}
     # spawn: a fresh interpreter per worker, not a fork of a process that already holds torch threads
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_worker, spec, False, None): i for i, spec in enumerate(specs)}
+        futures = {pool.submit(_worker, spec, True): i for i, spec in enumerate(specs)}
         for future in as_completed(futures):
             by_spec[futures[future]] = future.result()
             _announce(by_spec[futures[future]], len(by_spec), len(specs), started)
@@ -122,7 +126,7 @@ def _run_ray(specs: Sequence[RunSpec], started: float) -> list[RunResult]:
     # RAY_ADDRESS (if set) connects to an existing cluster; otherwise a local instance is started
     ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, include_dashboard=False)
     remote = ray.remote(num_cpus=1)(_worker)
-    refs = [remote.remote(spec, False, None) for spec in specs]
+    refs = [remote.remote(spec, True) for spec in specs]
     index = {ref: i for i, ref in enumerate(refs)}
     results: dict[int, RunResult] = {}
     pending = list(refs)

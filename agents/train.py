@@ -177,13 +177,16 @@ def train_run(
     spec: RunSpec,
     *,
     progress_bar: bool | None = None,
+    progress_lines: float | None = None,
     extra_callbacks: Sequence[BaseCallback] = (),
     torch_threads: int | None = None,
 ) -> RunResult:
     """Train one run, resuming from its last checkpoint; skip it if it already finished.
 
     :param spec: the run
-    :param progress_bar: override ``train.progress_bar`` (sweeps with several workers turn it off)
+    :param progress_bar: override ``train.progress_bar``
+    :param progress_lines: instead of a bar, print a progress line at this interval in seconds (parallel
+        workers, whose bars would garble each other)
     :param extra_callbacks: more SB3 callbacks (after the built-in ones)
     :param torch_threads: ``torch.set_num_threads`` for this process (default ``train.torch_threads``; 0 leaves
         torch's default)
@@ -249,7 +252,8 @@ def train_run(
         callbacks.append(PseudoCountLogger())
     show_bar = config.train.progress_bar if progress_bar is None else progress_bar
     if show_bar:
-        callbacks.append(ProgressCallback(total, description=f"{env_slug(spec.env_id)} {spec.name}"))
+        label = f"{env_slug(spec.env_id)}/{spec.name}"
+        callbacks.append(ProgressCallback(total, description=label, line_every=progress_lines))
     callbacks.extend(extra_callbacks)
 
     try:
