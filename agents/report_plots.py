@@ -106,10 +106,13 @@ def plot_final_scores(table: Mapping, envs: Sequence[str], norms: Sequence[str],
         ax.bar(x, values, color=[_color(n) for n in present], alpha=0.85)
         if len(present):
             ax.errorbar(x, values, yerr=err.T, fmt="none", ecolor="black", capsize=4, lw=1.2)
-        for xi, v in zip(x, values):
+        for xi, v, n in zip(x, values, present):
+            # above the CI whisker, so the number never sits on the error bar
+            top = max(v, table[(env, n)].high)
             ax.annotate(
-                f"{v:.1f}", (xi, v), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points"
+                f"{v:.2f}", (xi, top), ha="center", va="bottom", fontsize=9, xytext=(0, 3), textcoords="offset points"
             )
+        ax.margins(y=0.12)
         ax.set_xticks(x, present)
         ax.set_title(env if env is not None else "all envs (IQM)")
         ax.set_ylabel(f"final {RETURN_CLEAN}" if env is not None else "aggregate score")
