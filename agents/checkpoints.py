@@ -6,6 +6,7 @@ Layout inside a run directory::
     checkpoints/last.json      # {"num_timesteps": ..., "time": ...}, written after the model, atomically
     checkpoints/replay_buffer.pkl   # DQN only, if ``train.save_replay_buffer``
     checkpoints/vecnormalize.pkl    # if the env is a VecNormalize
+    checkpoints/env_state.pt        # if a VecEnv wrapper keeps learned state (the pseudo-count density model)
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from typing import Any
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecNormalize, unwrap_vec_normalize
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize, unwrap_vec_normalize
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "last.zip"
 STATE_FILE = "last.json"
 REPLAY_FILE = "replay_buffer.pkl"
 VECNORM_FILE = "vecnormalize.pkl"
+ENV_STATE_FILE = "env_state.pt"
 
 
 class NonFiniteError(RuntimeError):
@@ -52,6 +54,18 @@ def _replace_via_temp(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
+def stateful_wrapper(env: VecEnv | None) -> VecEnvWrapper | None:
+    """The first VecEnv wrapper in ``env``'s chain with ``state_dict``/``load_state_dict`` (learned env state).
+
+    :param env: the training VecEnv
+    """
+    while isinstance(env, VecEnvWrapper):
+        if callable(getattr(type(env), "state_dict", None)) and callable(getattr(type(env), "load_state_dict", None)):
+            return env
+        env = env.venv
+    return None
+
+
 def save_checkpoint(model: BaseAlgorithm, run_dir: str | Path, *, save_replay_buffer: bool = False) -> Path:
     """Save model (+ VecNormalize stats, + replay buffer if asked) atomically, then the step count.
 
@@ -68,6 +82,9 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: str | Path, *, save_replay_bu
         _replace_via_temp(ckpt / VECNORM_FILE, vec_normalize.save)
     if save_replay_buffer and getattr(model, "replay_buffer", None) is not None:
         _replace_via_temp(ckpt / REPLAY_FILE, model.save_replay_buffer)
+    wrapper = stateful_wrapper(model.get_env())
+    if wrapper is not None:
+        _replace_via_temp(ckpt / ENV_STATE_FILE, lambda tmp: torch.save(wrapper.state_dict(), tmp))
     # the state file is written last: if it exists, everything it describes is complete
     write_json_atomic(ckpt / STATE_FILE, {"num_timesteps": int(model.num_timesteps), "time": time.time()})
     return ckpt
@@ -104,6 +121,9 @@ def load_checkpoint(
     model = algo_cls.load(str(ckpt / MODEL_FILE), env=env, device=device, **kwargs)
     if (ckpt / REPLAY_FILE).exists() and hasattr(model, "load_replay_buffer"):
         model.load_replay_buffer(str(ckpt / REPLAY_FILE))
+    wrapper = stateful_wrapper(env)
+    if wrapper is not None and (ckpt / ENV_STATE_FILE).exists():
+        wrapper.load_state_dict(torch.load(ckpt / ENV_STATE_FILE, weights_only=False))
     return model
 
 

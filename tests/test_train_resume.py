@@ -71,3 +71,40 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
     new_steps = _steps(next(iter(new_files)), "rollout/ep_rew_mean")
     assert new_steps, "the resumed run logged its rollouts"
     assert min(new_steps) > saved and max(new_steps) == target
+
+
+def test_pseudo_count_density_model_is_checkpointed_and_restored(tmp_path: Path) -> None:
+    """A resumed pseudo-count run continues the density model it had, not a fresh one."""
+    from agents.checkpoints import ENV_STATE_FILE, load_checkpoint, stateful_wrapper
+    from agents.exploration import PseudoCountReward
+    from agents.train import make_train_env
+    from stable_baselines3 import PPO
+
+    overrides = [
+        f"runs_dir={tmp_path / 'runs'}",
+        f"reports_dir={tmp_path / 'reports'}",
+        "norms=[none]",
+        "train.total_timesteps=256",
+        "train.n_envs=2",
+        "train.checkpoint_freq=128",
+        "train.progress_bar=false",
+        "hyperparams.default.n_steps=64",
+        "hyperparams.default.batch_size=64",
+        "hyperparams.default.n_epochs=1",
+        "eval.freq=0",
+        "eval.n_episodes=1",
+        "diagnostics.freq=0",
+        "exploration.hidden_channels=4",
+        "exploration.n_layers=2",
+    ]
+    config = load_config("configs/pseudocount_minatar.yaml", overrides)
+    (spec,) = grid(config)
+    assert train_run(spec).status == "finished"
+    assert (spec.run_dir / "checkpoints" / ENV_STATE_FILE).exists()
+
+    env = make_train_env(spec)
+    wrapper = stateful_wrapper(env)
+    assert isinstance(wrapper, PseudoCountReward) and wrapper.n_updates == 0
+    load_checkpoint(PPO, spec.run_dir, env)
+    assert wrapper.n_updates >= 256  # one density update per frame seen during training
+    env.close()
