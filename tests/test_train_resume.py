@@ -75,10 +75,11 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
 
 def test_pseudo_count_density_model_is_checkpointed_and_restored(tmp_path: Path) -> None:
     """A resumed pseudo-count run continues the density model it had, not a fresh one."""
+    from stable_baselines3 import PPO
+
     from agents.checkpoints import ENV_STATE_FILE, load_checkpoint, stateful_wrapper
     from agents.exploration import PseudoCountReward
     from agents.train import make_train_env
-    from stable_baselines3 import PPO
 
     overrides = [
         f"runs_dir={tmp_path / 'runs'}",
