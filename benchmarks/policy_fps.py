@@ -105,7 +105,7 @@ def time_networks(policy: str, policy_kwargs: dict, args: argparse.Namespace, en
     """Best seconds of one rollout forward pass and of one minibatch forward + backward pass."""
     model = PPO(policy, env, policy_kwargs=policy_kwargs, device=args.device, seed=0, n_steps=args.n_steps)
     net = model.policy
-    space = env.observation_space
+    space = model.observation_space  # after SB3's channel-first transpose of Atari frames
     space.seed(0)
     sample = torch.as_tensor(np.stack([space.sample() for _ in range(args.batch_size)]), device=net.device)
     actions = torch.zeros(args.batch_size, device=net.device)
