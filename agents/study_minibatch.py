@@ -150,7 +150,8 @@ def write_report(finals: pd.DataFrame, table: dict, out_dir: Path, note: str = "
     for tag in TAGS:
         for env in envs:
             rows = [[n, *(str(table.get((tag, env, n, s), "-")) for s in sizes)] for n in norms]
-            if all(c == "-" for r in rows for c in r[1:]):
+            rows = [r for r in rows if any(c != "-" for c in r[1:])]  # e.g. train mode exists for BN only
+            if not rows:
                 continue
             md += ["", f"## {env}: {titles[tag]}", "", _md_table(["norm", *(f"mb={s}" for s in sizes)], rows)]
     md += ["", "## Per run", ""]
