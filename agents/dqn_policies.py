@@ -25,7 +25,13 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from agents.extractors import NormCombinedExtractor, cnn_class_for, norm_mlp
-from agents.norm_options import DataInitFlag, check_policy_norm, data_init_on_batch, extractor_with_norm
+from agents.norm_options import (
+    DataInitFlag,
+    RolloutWeightCache,
+    check_policy_norm,
+    data_init_on_batch,
+    extractor_with_norm,
+)
 
 
 class NormQNetwork(QNetwork):
@@ -59,7 +65,7 @@ class NormQNetwork(QNetwork):
         return data
 
 
-class NormDQNPolicy(DataInitFlag, DQNPolicy):
+class NormDQNPolicy(DataInitFlag, RolloutWeightCache, DQNPolicy):
     """SB3's :class:`DQNPolicy` whose online and target Q-networks have normalized hidden layers.
 
     Takes every argument of :class:`DQNPolicy` plus the ones below.
@@ -115,6 +121,10 @@ class NormDQNPolicy(DataInitFlag, DQNPolicy):
             features_extractor_kwargs=features_extractor_kwargs,
             **kwargs,
         )
+
+    def _weight_cache_scope(self) -> nn.Module:
+        # the target network is written through `.data` (SB3's polyak_update), which the cache cannot see
+        return self.q_net
 
     def make_q_net(self) -> NormQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)

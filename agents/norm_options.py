@@ -16,7 +16,7 @@ from torch import nn
 from agents.extractors import NORM_EXTRACTORS, NormCombinedExtractor
 from rlnorm.init import orthogonal_
 from rlnorm.layers import LAYER_NORMS, WEIGHT_NORM_KINDS, check_norm
-from rlnorm.weight_norm import data_dependent_init_
+from rlnorm.weight_norm import data_dependent_init_, set_inference_cache
 
 
 def check_policy_norm(norm: str, wn_data_init: bool) -> str:
@@ -103,6 +103,24 @@ def data_init_on_batch(model: nn.Module, obs: PyTorchObs) -> bool:
         return False
     data_dependent_init_(model, obs)
     return True
+
+
+class RolloutWeightCache:
+    """Mixin for an SB3 policy: reuse each normalized WN weight across the gradient-free calls of a rollout.
+
+    SB3 calls ``set_training_mode(False)`` before collecting rollouts and in ``predict``, and
+    ``set_training_mode(True)`` before updates, so in between the parameters do not change and a
+    weight-normalized layer need not recompute ``g * v / ||v||`` at every environment step
+    (:func:`rlnorm.weight_norm.set_inference_cache`; the cache also checks the parameters' versions).
+    """
+
+    def _weight_cache_scope(self) -> nn.Module:
+        """The modules whose WN weights are cached (all of the policy by default)."""
+        return self
+
+    def set_training_mode(self, mode: bool) -> None:
+        super().set_training_mode(mode)
+        set_inference_cache(self._weight_cache_scope(), not mode)
 
 
 class DataInitFlag:

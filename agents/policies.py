@@ -42,6 +42,7 @@ from torch import nn
 from agents.extractors import NormCombinedExtractor, NormMlpExtractor, cnn_class_for
 from agents.norm_options import (
     DataInitFlag,
+    RolloutWeightCache,
     check_policy_norm,
     data_init_on_batch,
     extractor_with_norm,
@@ -78,7 +79,7 @@ class _LatentTrunk(nn.Module):
         return mlp.forward_actor(pi_features), mlp.forward_critic(vf_features)
 
 
-class NormActorCriticPolicy(DataInitFlag, ActorCriticPolicy):
+class NormActorCriticPolicy(DataInitFlag, RolloutWeightCache, ActorCriticPolicy):
     """SB3's :class:`ActorCriticPolicy` whose hidden layers are normalized by ``norm``.
 
     Takes every argument of :class:`ActorCriticPolicy` plus the ones below. Orthogonal init (``ortho_init``)

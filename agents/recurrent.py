@@ -30,7 +30,12 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from agents.extractors import NormMlpExtractor, cnn_class_for
-from agents.norm_options import check_policy_norm, extractor_with_norm, orthogonal_init_weights
+from agents.norm_options import (
+    RolloutWeightCache,
+    check_policy_norm,
+    extractor_with_norm,
+    orthogonal_init_weights,
+)
 from rlnorm.rnn import LNLSTM, WNLSTM
 
 #: ``lstm`` policy kwarg -> recurrent module class.
@@ -62,7 +67,7 @@ def lstm_for_norm(norm: str) -> str:
     return {"wn": "wn", "wn+mobn": "wn", "ln": "ln"}.get(norm, "none")
 
 
-class NormRecurrentActorCriticPolicy(RecurrentActorCriticPolicy):
+class NormRecurrentActorCriticPolicy(RolloutWeightCache, RecurrentActorCriticPolicy):
     """sb3-contrib's :class:`RecurrentActorCriticPolicy` with a chosen LSTM module and normalized layers.
 
     Takes every argument of :class:`RecurrentActorCriticPolicy` plus the ones below. sb3-contrib builds

@@ -8,7 +8,9 @@ adds what it lacks:
 * :func:`data_dependent_init_` -- the paper's initialization from one batch: pre-activations start with zero
   mean and unit variance per unit;
 * :class:`MeanOnlyBatchNorm` -- the paper's companion: subtract the batch mean, no division;
-* :func:`enable_weight_cache` -- compute each normalized weight once per forward pass instead of at every access.
+* :func:`enable_weight_cache` -- compute each normalized weight once per forward pass instead of at every access;
+* :func:`set_inference_cache` -- while enabled, gradient-free calls (rollouts, ``predict``) reuse each normalized
+  weight until its parameters change, so small-batch inference pays no WN overhead.
 
 Gradients, as autograd computes them through the reparametrization (tested against these closed forms)::
 
@@ -33,6 +35,58 @@ cached = parametrize.cached
 """Context manager: inside it every parametrized weight is computed once and reused (torch's own cache)."""
 
 
+class InferenceCachedWeightNorm(_WeightNorm):
+    """Torch's weight-norm parametrization, plus an opt-in cache for gradient-free calls.
+
+    When :attr:`enabled` (see :func:`set_inference_cache`) and gradients are off, the weight ``g * v / ||v||`` is
+    reused as long as ``g`` and ``v`` are the same tensors at the same version: in-place changes through the
+    tensors themselves (an optimizer step, ``load_state_dict``, ``copy_``) bump the version and invalidate it.
+    Writes through ``.data`` do *not* bump it, which is why the cache is off by default and switched on only
+    where nothing writes the parameters that way (an SB3 policy during rollouts). With gradients on the
+    weight is always computed afresh, exactly as torch does. The cache holds one weight-sized tensor.
+    """
+
+    def __init__(self, dim: int | None = 0) -> None:
+        super().__init__(dim)
+        self.enabled = False
+        self._cache_key: tuple | None = None
+        self._cached: torch.Tensor | None = None
+
+    def forward(self, weight_g: torch.Tensor, weight_v: torch.Tensor) -> torch.Tensor:
+        if not self.enabled or torch.is_grad_enabled():
+            return super().forward(weight_g, weight_v)
+        key = (weight_g.data_ptr(), weight_g._version, weight_v.data_ptr(), weight_v._version, weight_v.dtype)
+        if key != self._cache_key or self._cached is None:
+            self._cached = super().forward(weight_g, weight_v)
+            self._cache_key = key
+        return self._cached
+
+    def clear(self) -> None:
+        """Drop the cached weight."""
+        self._cache_key, self._cached = None, None
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_cache_key"], state["_cached"] = None, None  # never copy or pickle a cached weight
+        return state
+
+
+def set_inference_cache(module: nn.Module, enabled: bool) -> nn.Module:
+    """Switch the gradient-free weight cache of every WN layer inside ``module`` on or off (off clears it).
+
+    Turn it on only while nothing modifies the parameters through ``.data`` (e.g. an SB3 policy between
+    ``set_training_mode(False)`` and the next ``set_training_mode(True)``).
+
+    :return: ``module``
+    """
+    for m in module.modules():
+        if isinstance(m, InferenceCachedWeightNorm):
+            m.enabled = enabled
+            if not enabled:
+                m.clear()
+    return module
+
+
 def is_weight_normalized(module: nn.Module, name: str = "weight") -> bool:
     """Whether ``module.<name>`` is reparametrized by weight normalization."""
     if not parametrize.is_parametrized(module, name):
@@ -43,7 +97,8 @@ def is_weight_normalized(module: nn.Module, name: str = "weight") -> bool:
 def apply_weight_norm(module: nn.Module, name: str = "weight", dim: int = 0) -> nn.Module:
     """Reparametrize ``module.<name>`` as ``g * v / ||v||`` (norms over every dim but ``dim``).
 
-    The current weight is kept as the effective weight (``g = ||w||``, ``v = w``).
+    The current weight is kept as the effective weight (``g = ||w||``, ``v = w``). The parametrization is
+    :class:`InferenceCachedWeightNorm`: torch's own, with an opt-in cache for gradient-free calls.
 
     :param module: a layer with a weight, e.g. ``nn.Linear`` or ``nn.Conv2d``
     :param name: the parameter to normalize
@@ -54,7 +109,10 @@ def apply_weight_norm(module: nn.Module, name: str = "weight", dim: int = 0) -> 
         raise ValueError(f"{type(module).__name__}.{name} is already weight-normalized")
     if not isinstance(getattr(module, name, None), torch.Tensor):
         raise ValueError(f"{type(module).__name__} has no tensor parameter {name!r} to weight-normalize")
-    return _torch_weight_norm(module, name=name, dim=dim)
+    # torch registers the parametrization (and its legacy state-dict hook); we swap in the caching subclass
+    _torch_weight_norm(module, name=name, dim=dim)
+    module.parametrizations[name][0] = InferenceCachedWeightNorm(dim)
+    return module
 
 
 def remove_weight_norm(module: nn.Module, name: str = "weight") -> nn.Module:

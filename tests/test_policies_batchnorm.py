@@ -110,3 +110,41 @@ def test_dqn_target_network_stays_in_eval_mode_and_receives_running_statistics()
     assert not model.policy.q_net_target.training
     # SB3 copies the BN running statistics into the target at each target update
     assert target.bns[0].running_mean.abs().sum() > 0
+
+
+def test_wn_weights_are_computed_once_per_rollout_and_fresh_after_each_update(monkeypatch):
+    """Rollouts reuse each WN weight instead of recomputing it at every env step; updates invalidate it."""
+    from rlnorm.weight_norm import is_weight_normalized
+
+    register_policies()
+    computed: list[int] = []
+    real_weight_norm = torch._weight_norm
+    monkeypatch.setattr(torch, "_weight_norm", lambda *a: computed.append(1) or real_weight_norm(*a))
+
+    class CountPerRollout(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.per_rollout: list[int] = []
+            self.weights: list[list[torch.Tensor]] = []
+
+        def _on_rollout_start(self) -> None:
+            computed.clear()
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            self.per_rollout.append(len(computed))
+            layers = [m for m in self.model.policy.modules() if is_weight_normalized(m)]
+            with torch.no_grad():
+                self.weights.append([m.weight.clone() for m in layers])
+
+    model = PPO("WnMlpPolicy", cartpole_env(), n_steps=64, batch_size=64, n_epochs=1, seed=0)
+    n_wn_layers = sum(is_weight_normalized(m) for m in model.policy.modules())
+    counter = CountPerRollout()
+    model.learn(3 * 64 * model.n_envs, callback=counter)
+    # 64 steps per env per rollout, but each WN weight computed once (without the cache: 64 times or more)
+    assert counter.per_rollout == [n_wn_layers] * 3
+    # and every rollout after an update saw the updated weights
+    for earlier, later in zip(counter.weights, counter.weights[1:]):
+        assert all(not torch.equal(a, b) for a, b in zip(earlier, later))

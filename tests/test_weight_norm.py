@@ -13,6 +13,7 @@ from rlnorm.weight_norm import (
     enable_weight_cache,
     is_weight_normalized,
     remove_weight_norm,
+    set_inference_cache,
     wn_g,
     wn_v,
 )
@@ -121,3 +122,47 @@ def test_weight_cache_computes_weight_once_per_forward():
         model(x)
         model(x)
     assert len(calls) == 1
+
+
+def test_inference_cache_reuses_weight_until_parameters_change():
+    torch.manual_seed(0)
+    layer = apply_weight_norm(nn.Linear(4, 3))
+    x = torch.randn(2, 4)
+    with torch.no_grad():
+        assert layer.weight is not layer.weight  # off by default: torch's behaviour
+    set_inference_cache(layer, True)
+    with torch.no_grad():
+        first = layer.weight
+        assert layer.weight is first  # computed once while g and v are unchanged
+        out = layer(x)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+    layer(x).pow(2).sum().backward()  # with gradients: computed afresh, the graph reaches g and v
+    assert wn_v(layer).grad is not None
+    optimizer.step()
+    with torch.no_grad():
+        after_step = layer(x)
+        assert layer.weight is not first
+        expected = wn_g(layer) * wn_v(layer) / wn_v(layer).norm(dim=1, keepdim=True)
+        torch.testing.assert_close(layer.weight, expected)
+    assert not torch.allclose(after_step, out)
+    other = apply_weight_norm(nn.Linear(4, 3))
+    layer.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), other(x))
+        # writes through .data are invisible to the version counter: switching off clears the cache
+        wn_g(layer).data.mul_(2.0)
+        set_inference_cache(layer, False)
+        torch.testing.assert_close(layer(x) - layer.bias, 2.0 * (other(x) - other.bias))
+
+
+def test_inference_cache_is_not_copied():
+    import copy
+
+    layer = set_inference_cache(apply_weight_norm(nn.Linear(4, 3)), True)
+    with torch.no_grad():
+        layer.weight  # noqa: B018 - fills the cache
+    clone = copy.deepcopy(layer)
+    assert clone.parametrizations.weight[0]._cached is None
+    with torch.no_grad():
+        wn_g(clone).mul_(3.0)
+        torch.testing.assert_close(clone.weight, 3.0 * layer.weight)
