@@ -122,7 +122,7 @@ def collect_observations(policy: BasePolicy, run: TrainedRun, n_obs: int, seed: 
     """
     from envs import make_env
 
-    env = make_env(run.env_id, n_envs, seed, training=False, **run.env_options)
+    env = make_env(run.env_id, n_envs, seed, **{**run.env_options, "training": False})
     try:
         obs = env.reset()
         frames = []
