@@ -15,7 +15,8 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: install test test-all lint format train train-atari train-recurrent train-pixelcnn pixelcnn-data \
-        sweep compare tensorboard bench clean
+        sweep compare tensorboard bench clean \
+        study study-noise study-batch-dependence study-minibatch study-recurrent study-pixelcnn
 
 install: $(STAMP)
 
@@ -58,6 +59,25 @@ train-pixelcnn: install
 
 sweep: install
 	$(PY) -m agents.sweep $(CONFIG) $(ARGS)
+
+# The noise-sensitivity study behind docs/results.md (CPU-sized; finished runs are skipped on a re-run).
+study: study-noise study-batch-dependence study-minibatch study-recurrent study-pixelcnn
+
+study-noise: install
+	$(PY) -m agents.train configs/study_noise.yaml $(ARGS)
+	$(PY) -m agents.study_bn_modes runs/study_noise
+
+study-batch-dependence: study-noise
+	$(PY) -m agents.study_batch_dependence runs/study_noise
+
+study-minibatch: install
+	$(PY) -m agents.study_minibatch configs/study_minibatch.yaml $(ARGS)
+
+study-recurrent: install
+	$(PY) -m agents.train configs/study_recurrent.yaml $(ARGS)
+
+study-pixelcnn: install
+	$(PY) -m agents.study_pixelcnn configs/study_pixelcnn.yaml $(ARGS)
 
 compare: install
 	$(PY) -m agents.compare $(RUNS) $(ARGS)

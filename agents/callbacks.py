@@ -113,7 +113,7 @@ class ProgressCallback(BaseCallback):
             self._bar.close()
 
 
-class _PolicyProbe(nn.Module):
+class PolicyProbe(nn.Module):
     """The deterministic outputs of a policy (action logits/means and values, or Q-values).
 
     ``policy.forward`` samples actions, which would make every output look batch-dependent.
@@ -135,7 +135,7 @@ def _probe_for(policy: BasePolicy) -> nn.Module | None:
     recurrent = hasattr(policy, "lstm_actor")
     if recurrent or not (isinstance(policy, ActorCriticPolicy) or hasattr(policy, "q_net")):
         return None
-    return _PolicyProbe(policy)
+    return PolicyProbe(policy)
 
 
 class NormDiagnosticsCallback(BaseCallback):

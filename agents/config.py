@@ -248,6 +248,7 @@ def _parse_train(p: _Parser, data: Any) -> TrainConfig:
         progress_bar=p.boolean(data.get("progress_bar", d.progress_bar), "train.progress_bar"),
         log_interval=p.integer(data.get("log_interval", d.log_interval), "train.log_interval", minimum=1),
         save_replay_buffer=p.boolean(data.get("save_replay_buffer", d.save_replay_buffer), "train.save_replay_buffer"),
+        torch_threads=p.integer(data.get("torch_threads", d.torch_threads), "train.torch_threads", minimum=0),
     )
 
 

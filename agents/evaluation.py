@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
@@ -132,6 +133,16 @@ def evaluate(
 
 
 @torch.no_grad()
+def _action_distribution(policy: ActorCriticPolicy, obs: torch.Tensor) -> torch.distributions.Distribution:
+    if isinstance(policy, RecurrentActorCriticPolicy):
+        # each observation taken as the first step of an episode: zero LSTM states, episode start flags set
+        layers, _, hidden = policy.lstm_hidden_state_shape
+        zeros = torch.zeros(layers, obs.shape[0], hidden, device=policy.device)
+        starts = torch.ones(obs.shape[0], device=policy.device)
+        return policy.get_distribution(obs, (zeros, zeros), starts)[0].distribution
+    return policy.get_distribution(obs).distribution
+
+
 def action_kl(train_policy: BasePolicy, eval_policy: BasePolicy, observations: np.ndarray) -> float | None:
     """Mean KL(train-mode || eval-mode) between the action distributions on ``observations``.
 
@@ -145,8 +156,8 @@ def action_kl(train_policy: BasePolicy, eval_policy: BasePolicy, observations: n
     obs_tensor, _ = eval_policy.obs_to_tensor(np.asarray(observations))
     nn.Module.train(train_policy, True)
     eval_policy.set_training_mode(False)
-    dist_train = train_policy.get_distribution(obs_tensor).distribution
-    dist_eval = eval_policy.get_distribution(obs_tensor).distribution
+    dist_train = _action_distribution(train_policy, obs_tensor)
+    dist_eval = _action_distribution(eval_policy, obs_tensor)
     kl = torch.distributions.kl_divergence(dist_train, dist_eval)
     if kl.dim() > 1:  # diagonal Gaussian: sum over action dimensions
         kl = kl.sum(dim=-1)

@@ -38,7 +38,7 @@ import yaml
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.utils import obs_as_tensor
 
-from agents.callbacks import _PolicyProbe
+from agents.callbacks import PolicyProbe
 from agents.compare import Interval, _md_table, _ordered, iqm_interval
 from agents.tb_layout import env_slug
 from rlnorm.diagnostics import batch_dependence
@@ -193,7 +193,7 @@ def measure_run(
             f"observations: need at least max(batch_sizes) = {max(batch_sizes)} samples, got {len(observations)}"
         )
     pool = obs_as_tensor(observations, policy.device)
-    probe = _PolicyProbe(policy)
+    probe = PolicyProbe(policy)
     rng = np.random.default_rng(seed)
     rows = []
     for mode in MODES:

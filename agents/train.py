@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -225,6 +226,10 @@ def train_run(
         model = algo(
             policy_cls, env, seed=spec.seed, device=config.device, verbose=0, **_algo_kwargs(spec, policy_kwargs)
         )
+    if resume_from is None:
+        # a run restarting from scratch (e.g. it failed before its first checkpoint) must not mix its curves
+        # with the event files of the earlier attempt
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
 
     evaluator = NoiseEvalCallback(

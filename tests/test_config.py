@@ -126,6 +126,9 @@ def test_overrides_dotted_shortcut_and_yaml_values() -> None:
     assert config.eval.n_episodes == 2
     assert config.norms == ("wn",)
     assert SMOKE["train"]["total_timesteps"] != 20000, "the input document is not modified"
+    assert parse_config(apply_overrides(SMOKE, ["train.torch_threads=2"])).train.torch_threads == 2
+    with pytest.raises(ConfigError, match=r"train\.torch_threads"):
+        parse_config(apply_overrides(SMOKE, ["train.torch_threads=-1"]))
     with pytest.raises(ConfigError, match="key=value"):
         apply_overrides(SMOKE, ["total_timesteps"])
     with pytest.raises(ConfigError, match=r"ambiguous; write train.n_envs or eval.n_envs"):

@@ -162,6 +162,7 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     [
         ("DQN", "CartPole-v1", "bn", "{learning_starts: 64, buffer_size: 1000, train_freq: 4, batch_size: 32}"),
         ("RecurrentPPO", "CartPoleNoVel-v1", "wn", "{n_steps: 32, batch_size: 64, n_epochs: 1}"),
+        ("RecurrentPPO", "CartPoleNoVel-v1", "bn", "{n_steps: 32, batch_size: 64, n_epochs: 1}"),
     ],
 )
 def test_other_algorithms_train_evaluate_and_resume(
@@ -182,6 +183,10 @@ def test_other_algorithms_train_evaluate_and_resume(
     first = train_run(grid(load_config(SMOKE, [*overrides, "total_timesteps=256"]))[0])
     assert first.status == "finished", first.message
     assert {"eval/return_clean", "eval/return_noise_gaussian_0.1"} <= set(first.metrics)
+    if norm == "bn":  # train- vs eval-mode evaluation, and the KL for policies with action distributions
+        assert {"eval/return_train_mode", "eval/return_eval_mode"} <= set(first.metrics)
+        if algo == "RecurrentPPO":
+            assert first.metrics["eval/bn_mode_kl"] >= 0.0
     acc = _events(Path(first.run_dir))
     assert any(t.startswith("norm/") for t in acc.Tags()["scalars"])
     # a longer target resumes the finished run from its last checkpoint
