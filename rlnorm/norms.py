@@ -229,10 +229,12 @@ class SwitchableNorm(nn.Module):
         _check_rank(x, self.spatial, type(self).__name__)
         n, c = x.shape[:2]
         flat = x.reshape(n, c, -1)
-        # per sample and channel moments; for flat inputs each "instance" is a single value
-        mean_in = flat.mean(-1, keepdim=True)
-        var_in = flat.var(-1, keepdim=True, unbiased=False)
-        second_in = var_in + mean_in**2
+        if self.spatial:  # per sample and channel moments; LN and BN moments are derived from them
+            mean_in = flat.mean(-1, keepdim=True)
+            var_in = flat.var(-1, keepdim=True, unbiased=False)
+            second_in = var_in + mean_in**2
+        else:  # each "instance" is a single value: its mean is the value (no size-1 reductions, they are slow)
+            mean_in, second_in = flat, flat * flat
         mean_ln = mean_in.mean(1, keepdim=True)
         var_ln = second_in.mean(1, keepdim=True) - mean_ln**2
         if self.training:

@@ -128,3 +128,12 @@ def test_wrong_input_rank_is_rejected(kind):
 def test_bad_option_names_the_norm():
     with pytest.raises(ValueError, match="norm 'ln': bad option"):
         make_norm("ln", 4, spatial=False, momentum=0.1)
+
+
+def test_flat_switchable_norm_mixes_bn_and_ln():
+    x = torch.randn(12, 6, generator=torch.Generator().manual_seed(1)) * 2 + 1
+    sn = make_norm("sn", 6, spatial=False)
+    a = x.numpy()
+    mean = (a.mean(axis=0, keepdims=True) + a.mean(axis=1, keepdims=True)) / 2
+    var = (a.var(axis=0, keepdims=True) + a.var(axis=1, keepdims=True)) / 2
+    np.testing.assert_allclose(sn(x).detach().numpy(), (a - mean) / np.sqrt(var + 1e-5), atol=1e-4)
