@@ -38,21 +38,31 @@ from agents.tb_layout import (
 from rlnorm.diagnostics import batch_dependence, layer_statistics
 
 
-class _Every:
-    """True once each time the step counter crosses a multiple of ``freq`` (robust to n_envs > 1)."""
+class _PeriodicCallback(BaseCallback):
+    """Calls :meth:`_fire` at the first rollout start (i.e. right after an update) once the step counter has
+    crossed a new multiple of ``freq``; robust to ``n_envs > 1``. ``freq=0`` never fires on its own.
+
+    :param freq: steps between two calls
+    """
 
     def __init__(self, freq: int) -> None:
+        super().__init__()
         self.freq = freq
-        self.bucket = 0
+        self._bucket = 0
 
-    def start(self, steps: int) -> None:
-        self.bucket = steps // self.freq if self.freq else 0
+    def _on_training_start(self) -> None:
+        self._bucket = self.num_timesteps // self.freq if self.freq else 0
 
-    def __call__(self, steps: int) -> bool:
-        if not self.freq or steps // self.freq <= self.bucket:
-            return False
-        self.bucket = steps // self.freq
+    def _on_step(self) -> bool:
         return True
+
+    def _on_rollout_start(self) -> None:
+        if self.freq and self.num_timesteps // self.freq > self._bucket:
+            self._bucket = self.num_timesteps // self.freq
+            self._fire()
+
+    def _fire(self) -> None:
+        raise NotImplementedError
 
 
 class ProgressCallback(BaseCallback):
@@ -138,7 +148,7 @@ def _probe_for(policy: BasePolicy) -> nn.Module | None:
     return PolicyProbe(policy)
 
 
-class NormDiagnosticsCallback(BaseCallback):
+class NormDiagnosticsCallback(_PeriodicCallback):
     """Log ``norm/...`` statistics of every normalized layer every ``freq`` steps, after an update.
 
     Statistics with a batch (BN running vs batch moments, batch dependence) use the current observations of
@@ -147,19 +157,8 @@ class NormDiagnosticsCallback(BaseCallback):
     :param freq: steps between two logs
     """
 
-    def __init__(self, freq: int) -> None:
-        super().__init__()
-        self._every = _Every(freq)
-
-    def _on_training_start(self) -> None:
-        self._every.start(self.num_timesteps)
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_start(self) -> None:
-        if self._every(self.num_timesteps):
-            self.log_now()
+    def _fire(self) -> None:
+        self.log_now()
 
     def log_now(self) -> None:
         """Compute and record the statistics at the current step."""
@@ -181,7 +180,7 @@ class NormDiagnosticsCallback(BaseCallback):
             self.logger.record(f"norm/{key}", value)
 
 
-class NoiseEvalCallback(BaseCallback):
+class NoiseEvalCallback(_PeriodicCallback):
     """Evaluate in clean and noisy conditions every ``freq`` steps (0: only at the end) and log the returns.
 
     :param env_id: the env evaluated (used for the ``by_env`` tags)
@@ -206,7 +205,7 @@ class NoiseEvalCallback(BaseCallback):
         deterministic: bool = False,
         bn_modes: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(freq)
         self.env_id = env_id
         self.make_eval_env = make_eval_env
         self.noise = noise
@@ -214,7 +213,6 @@ class NoiseEvalCallback(BaseCallback):
         self.n_episodes = n_episodes
         self.deterministic = deterministic
         self.bn_modes = bn_modes
-        self._every = _Every(freq)
         self._envs: dict[tuple[str, float], VecEnv] = {}
         self.last_results: dict[str, float] = {}
 
@@ -225,15 +223,8 @@ class NoiseEvalCallback(BaseCallback):
             self._envs[key] = self.make_eval_env(**options)
         return self._envs[key]
 
-    def _on_training_start(self) -> None:
-        self._every.start(self.num_timesteps)
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_start(self) -> None:
-        if self._every(self.num_timesteps):
-            self.evaluate_now()
+    def _fire(self) -> None:
+        self.evaluate_now()
 
     def evaluate_now(self) -> dict[str, float]:
         """Evaluate every condition now, record the results, and return them ``{tag: mean return}``."""
