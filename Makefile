@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install test test-all lint format train train-atari train-recurrent train-pixelcnn pixelcnn-data \
         sweep compare tensorboard bench clean \
-        study study-noise study-batch-dependence study-minibatch study-recurrent study-pixelcnn
+        study study-noise study-noise-trained study-batch-dependence study-minibatch study-recurrent study-pixelcnn
 
 install: $(STAMP)
 
@@ -61,11 +61,14 @@ sweep: install
 	$(PY) -m agents.sweep $(CONFIG) $(ARGS)
 
 # The noise-sensitivity study behind docs/results.md (CPU-sized; finished runs are skipped on a re-run).
-study: study-noise study-batch-dependence study-minibatch study-recurrent study-pixelcnn
+study: study-noise study-noise-trained study-batch-dependence study-minibatch study-recurrent study-pixelcnn
 
 study-noise: install
 	$(PY) -m agents.train configs/study_noise.yaml $(ARGS)
 	$(PY) -m agents.study_bn_modes runs/study_noise
+
+study-noise-trained: install
+	$(PY) -m agents.train configs/study_noise_trained.yaml $(ARGS)
 
 study-batch-dependence: study-noise
 	$(PY) -m agents.study_batch_dependence runs/study_noise
