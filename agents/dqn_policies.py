@@ -31,6 +31,7 @@ from agents.norm_options import (
     check_policy_norm,
     data_init_on_batch,
     extractor_with_norm,
+    norm_aliases,
 )
 
 
@@ -271,14 +272,9 @@ class RmsCnnPolicy(NormDQNCnnPolicy):
 
 def dqn_aliases() -> dict[str, type[BasePolicy]]:
     """Every DQN alias name -> policy class (``NormMlpPolicy``, ``WnCnnPolicy``, ...)."""
-    from agents.policies import ALIAS_NORMS
-
-    aliases: dict[str, type[BasePolicy]] = {
+    generic = {
         "NormMlpPolicy": NormDQNPolicy,
         "NormCnnPolicy": NormDQNCnnPolicy,
         "NormMultiInputPolicy": NormDQNMultiInputPolicy,
     }
-    for prefix in ALIAS_NORMS:
-        aliases[f"{prefix}MlpPolicy"] = globals()[f"{prefix}MlpPolicy"]
-        aliases[f"{prefix}CnnPolicy"] = globals()[f"{prefix}CnnPolicy"]
-    return aliases
+    return norm_aliases(globals(), generic)

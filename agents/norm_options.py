@@ -18,6 +18,32 @@ from rlnorm.init import orthogonal_
 from rlnorm.layers import LAYER_NORMS, WEIGHT_NORM_KINDS, check_norm
 from rlnorm.weight_norm import data_dependent_init_, set_inference_cache
 
+#: Alias prefix -> norm name of :data:`rlnorm.layers.LAYER_NORMS` (``WnCnnPolicy`` has norm ``"wn"``).
+ALIAS_NORMS: dict[str, str] = {
+    "Wn": "wn",
+    "WnMobn": "wn+mobn",
+    "Bn": "bn",
+    "Ln": "ln",
+    "Gn": "gn",
+    "In": "in",
+    "Sn": "sn",
+    "Brn": "brn",
+    "Rms": "rms",
+}
+
+
+def norm_aliases(namespace: dict[str, Any], generic: dict[str, type]) -> dict[str, type]:
+    """The alias table of one algorithm family: ``generic`` names plus ``<Norm>{Mlp,Cnn}Policy`` from ``namespace``.
+
+    :param namespace: the module's ``globals()``, which defines one class per alias (module-level, for ``load``)
+    :param generic: the ``Norm*Policy`` names and their classes
+    """
+    aliases = dict(generic)
+    for prefix in ALIAS_NORMS:
+        for kind in ("Mlp", "Cnn"):
+            aliases[f"{prefix}{kind}Policy"] = namespace[f"{prefix}{kind}Policy"]
+    return aliases
+
 
 def check_policy_norm(norm: str, wn_data_init: bool) -> str:
     """Validate the policy kwargs ``norm`` and ``wn_data_init`` before anything is built.

@@ -40,27 +40,18 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from agents.extractors import NormCombinedExtractor, NormMlpExtractor, cnn_class_for
+
+# ALIAS_NORMS is re-exported: users and tests read the alias prefixes from this module
+from agents.norm_options import ALIAS_NORMS as ALIAS_NORMS
 from agents.norm_options import (
     DataInitFlag,
     RolloutWeightCache,
     check_policy_norm,
     data_init_on_batch,
     extractor_with_norm,
+    norm_aliases,
     orthogonal_init_weights,
 )
-
-#: Alias prefix -> norm name of :data:`rlnorm.layers.LAYER_NORMS`.
-ALIAS_NORMS: dict[str, str] = {
-    "Wn": "wn",
-    "WnMobn": "wn+mobn",
-    "Bn": "bn",
-    "Ln": "ln",
-    "Gn": "gn",
-    "In": "in",
-    "Sn": "sn",
-    "Brn": "brn",
-    "Rms": "rms",
-}
 
 
 class _LatentTrunk(nn.Module):
@@ -304,15 +295,12 @@ class RmsCnnPolicy(NormActorCriticCnnPolicy):
 
 def actor_critic_aliases() -> dict[str, type[ActorCriticPolicy]]:
     """Every PPO/A2C alias name -> policy class (``NormMlpPolicy``, ``WnCnnPolicy``, ...)."""
-    aliases: dict[str, type[ActorCriticPolicy]] = {
+    generic = {
         "NormMlpPolicy": NormActorCriticPolicy,
         "NormCnnPolicy": NormActorCriticCnnPolicy,
         "NormMultiInputPolicy": NormMultiInputActorCriticPolicy,
     }
-    for prefix in ALIAS_NORMS:
-        aliases[f"{prefix}MlpPolicy"] = globals()[f"{prefix}MlpPolicy"]
-        aliases[f"{prefix}CnnPolicy"] = globals()[f"{prefix}CnnPolicy"]
-    return aliases
+    return norm_aliases(globals(), generic)
 
 
 def register_policies() -> None:
