@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install test test-all lint format train train-atari train-recurrent train-pixelcnn pixelcnn-data \
         sweep compare tensorboard bench clean \
-        study study-noise study-noise-trained study-batch-dependence study-minibatch study-recurrent study-pixelcnn
+        study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn
 
 install: $(STAMP)
 
@@ -61,7 +61,7 @@ sweep: install
 	$(PY) -m agents.sweep $(CONFIG) $(ARGS)
 
 # The noise-sensitivity study behind docs/results.md (CPU-sized; finished runs are skipped on a re-run).
-study: study-noise study-noise-trained study-batch-dependence study-minibatch study-recurrent study-pixelcnn
+study: study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn
 
 study-noise: install
 	$(PY) -m agents.train configs/study_noise.yaml $(ARGS)
@@ -75,6 +75,9 @@ study-batch-dependence: study-noise
 
 study-minibatch: install
 	$(PY) -m agents.study_minibatch configs/study_minibatch.yaml $(ARGS)
+
+study-minibatch-dqn: install
+	$(PY) -m agents.study_minibatch configs/study_minibatch_dqn.yaml $(ARGS)
 
 study-recurrent: install
 	$(PY) -m agents.train configs/study_recurrent.yaml $(ARGS)

@@ -1,4 +1,4 @@
-"""Study experiment 2: final return vs PPO minibatch size, per norm.
+"""Study experiment 2: final return vs minibatch size (PPO/A2C minibatch, DQN replay batch), per norm.
 
 ``python -m agents.study_minibatch configs/study_minibatch.yaml [key=value ...] [--batch-sizes 16 64 256]``
 
@@ -90,7 +90,9 @@ def summarize(finals: pd.DataFrame) -> dict[tuple[str, str, str, int], Interval]
     return table
 
 
-def plot(table: dict, envs: Sequence[str], norms: Sequence[str], sizes: Sequence[int], path: Path) -> Path:
+def plot(
+    table: dict, envs: Sequence[str], norms: Sequence[str], sizes: Sequence[int], path: Path, algo: str = "PPO"
+) -> Path:
     """Final clean evaluation return vs minibatch size per norm (BN's train-mode return dotted), per env.
 
     :param table: output of :func:`summarize`
@@ -98,6 +100,7 @@ def plot(table: dict, envs: Sequence[str], norms: Sequence[str], sizes: Sequence
     :param norms: one line each
     :param sizes: x axis
     :param path: PNG destination
+    :param algo: the algorithm named on the x axis
     """
     from agents.report_plots import _color, _save, plt
 
@@ -115,7 +118,7 @@ def plot(table: dict, envs: Sequence[str], norms: Sequence[str], sizes: Sequence
                 ax.errorbar(x, v, yerr=err, fmt=style, marker="o", capsize=3, color=_color(norm), label=norm + suffix)
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(sizes), [str(s) for s in sizes])
-        ax.set_xlabel("PPO minibatch size")
+        ax.set_xlabel(f"{algo} minibatch size")
         ax.set_ylabel(f"final {RETURN_CLEAN}")
         ax.set_title(env)
         ax.grid(alpha=0.3)
@@ -136,8 +139,9 @@ def write_report(finals: pd.DataFrame, table: dict, out_dir: Path, note: str = "
     norms = _ordered(finals.norm.unique())
     sizes = sorted(int(s) for s in finals.minibatch.unique())
     seeds = sorted(int(s) for s in finals.seed.unique())
+    algo = "/".join(sorted(finals.algo.unique()))
     md = [
-        "# Final return vs PPO minibatch size",
+        f"# Final return vs {algo} minibatch size",
         "",
         f"Norms {', '.join(norms)}; minibatch sizes {', '.join(map(str, sizes))}; seeds {', '.join(map(str, seeds))}. "
         "IQM over seeds with stratified-bootstrap 95 % CIs (rliable). " + note,
@@ -185,7 +189,8 @@ def report(study_dir: str | Path, out_dir: str | Path, batch_sizes: Sequence[int
     table = summarize(finals)
     envs = sorted(finals.env.unique())
     norms = _ordered(finals.norm.unique())
-    plot(table, envs, norms, sorted(int(s) for s in finals.minibatch.unique()), out_dir / "minibatch.png")
+    sizes = sorted(int(s) for s in finals.minibatch.unique())
+    plot(table, envs, norms, sizes, out_dir / "minibatch.png", "/".join(sorted(finals.algo.unique())))
     return write_report(finals, table, out_dir, note)
 
 
