@@ -62,6 +62,14 @@ def minibatch_configs(
     ]
 
 
+def algo_label(finals: pd.DataFrame) -> str:
+    """The algorithm(s) of the runs, e.g. ``"PPO"`` or ``"DQN"``, for titles and axis labels.
+
+    :param finals: output of :func:`load_finals`
+    """
+    return "/".join(sorted(finals.algo.unique()))
+
+
 def load_finals(study_dir: str | Path, batch_sizes: Sequence[int]) -> pd.DataFrame:
     """The last logged value of every tag of every run, with a ``minibatch`` column.
 
@@ -139,9 +147,8 @@ def write_report(finals: pd.DataFrame, table: dict, out_dir: Path, note: str = "
     norms = _ordered(finals.norm.unique())
     sizes = sorted(int(s) for s in finals.minibatch.unique())
     seeds = sorted(int(s) for s in finals.seed.unique())
-    algo = "/".join(sorted(finals.algo.unique()))
     md = [
-        f"# Final return vs {algo} minibatch size",
+        f"# Final return vs {algo_label(finals)} minibatch size",
         "",
         f"Norms {', '.join(norms)}; minibatch sizes {', '.join(map(str, sizes))}; seeds {', '.join(map(str, seeds))}. "
         "IQM over seeds with stratified-bootstrap 95 % CIs (rliable). " + note,
@@ -190,7 +197,7 @@ def report(study_dir: str | Path, out_dir: str | Path, batch_sizes: Sequence[int
     envs = sorted(finals.env.unique())
     norms = _ordered(finals.norm.unique())
     sizes = sorted(int(s) for s in finals.minibatch.unique())
-    plot(table, envs, norms, sizes, out_dir / "minibatch.png", "/".join(sorted(finals.algo.unique())))
+    plot(table, envs, norms, sizes, out_dir / "minibatch.png", algo_label(finals))
     return write_report(finals, table, out_dir, note)
 
 

@@ -23,6 +23,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.checks import check_int, check_non_negative
+
 DEEP_SEA_ID = "DeepSea-v0"
 
 
@@ -37,14 +39,9 @@ class DeepSeaEnv(gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, size: int = 10, move_cost: float = 0.01, mapping_seed: int = 0) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 2:
-            raise ValueError(f"size must be an integer >= 2, got {size!r}")
-        if isinstance(move_cost, bool) or not isinstance(move_cost, (int, float)) or not move_cost >= 0:
-            raise ValueError(f"move_cost must be a number >= 0, got {move_cost!r}")
-        if isinstance(mapping_seed, bool) or not isinstance(mapping_seed, int) or mapping_seed < 0:
-            raise ValueError(f"mapping_seed must be an integer >= 0, got {mapping_seed!r}")
-        self.size = size
-        self.move_cost = float(move_cost)
+        self.size = check_int(size, "size", 2)
+        self.move_cost = check_non_negative(move_cost, "move_cost")
+        check_int(mapping_seed, "mapping_seed", 0)
         # right_action[row, col]: the action index that moves right in that cell
         self.right_action = np.random.default_rng(mapping_seed).integers(0, 2, size=(size, size))
         self.observation_space = spaces.Box(0, 1, (1, size, size), dtype=np.uint8)
