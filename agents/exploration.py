@@ -57,7 +57,7 @@ class PseudoCountConfig:
     :param bits: Atari grey levels kept (3 bits -> 8 levels)
     :param binary_mode: MinAtar channels ``bits`` (lossless) or ``argmax`` (collapsed)
     :param device: torch device of the density model: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA if available)
-    :param seed: seed of the density model's initialization
+    :param seed: seed of the density model's initialization (`agents.train` passes the run seed unless set)
     """
 
     beta: float = 0.05

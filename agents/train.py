@@ -133,6 +133,9 @@ def _algo_kwargs(spec: RunSpec, policy_kwargs: dict[str, Any]) -> dict[str, Any]
 def make_train_env(spec: RunSpec) -> VecEnv:
     """The training VecEnv of a run (with the exploration wrapper if the config has one).
 
+    The density model of the exploration bonus is seeded with the run seed unless ``exploration.seed`` is set,
+    so seeds of a study differ in the model's initialization as well as in the policy's.
+
     :param spec: the run
     """
     from envs import make_env
@@ -142,7 +145,7 @@ def make_train_env(spec: RunSpec) -> VecEnv:
     if config.exploration is not None:
         from agents.exploration import wrap_exploration
 
-        env = wrap_exploration(env, dict(config.exploration))
+        env = wrap_exploration(env, {"seed": spec.seed, **config.exploration})
     return env
 
 
