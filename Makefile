@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install test test-all lint format train train-atari train-recurrent train-pixelcnn pixelcnn-data \
         sweep compare tensorboard bench clean \
-        study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn
+        study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration
 
 install: $(STAMP)
 
@@ -61,7 +61,7 @@ sweep: install
 	$(PY) -m agents.sweep $(CONFIG) $(ARGS)
 
 # The noise-sensitivity study behind docs/results.md (CPU-sized; finished runs are skipped on a re-run).
-study: study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn
+study: study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration
 
 study-noise: install
 	$(PY) -m agents.train configs/study_noise.yaml $(ARGS)
@@ -84,6 +84,9 @@ study-recurrent: install
 
 study-pixelcnn: install
 	$(PY) -m agents.study_pixelcnn configs/study_pixelcnn.yaml $(ARGS)
+
+study-exploration: install
+	$(PY) -m agents.study_exploration configs/study_exploration.yaml $(ARGS)
 
 compare: install
 	$(PY) -m agents.compare $(RUNS) $(ARGS)
