@@ -81,6 +81,7 @@ study-minibatch-dqn: install
 
 study-recurrent: install
 	$(PY) -m agents.train configs/study_recurrent.yaml $(ARGS)
+	$(PY) -m agents.train configs/study_recurrent_flicker.yaml $(ARGS)
 
 study-pixelcnn: install
 	$(PY) -m agents.study_pixelcnn configs/study_pixelcnn.yaml $(ARGS)

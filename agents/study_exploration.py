@@ -1,4 +1,4 @@
-"""Study experiment 7: PPO with and without the PixelCNN pseudo-count bonus, per density-model norm.
+"""Study experiment 6b: PPO with and without the PixelCNN pseudo-count bonus, per density-model norm.
 
 ``python -m agents.study_exploration configs/study_exploration.yaml [key=value ...] [--density-norms wn bn]``
 

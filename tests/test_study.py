@@ -57,7 +57,15 @@ def test_study_configs_validate() -> None:
     from agents.config import load_config
     from agents.pixelcnn_config import load_pixelcnn_config
 
-    for name in ("study_noise", "study_minibatch", "study_minibatch_atari", "study_recurrent"):
+    for name in (
+        "study_noise",
+        "study_noise_trained",
+        "study_minibatch",
+        "study_minibatch_atari",
+        "study_recurrent",
+        "study_recurrent_flicker",
+        "study_exploration",
+    ):
         config = load_config(ROOT / f"configs/{name}.yaml")
         assert config.experiment == name
     assert load_pixelcnn_config(ROOT / "configs/study_pixelcnn.yaml").train.logdir == "runs/study_pixelcnn"

@@ -1,4 +1,4 @@
-"""Study experiment 7 (agents.study_exploration): variant configs, a tiny real grid on Deep Sea, the report."""
+"""Study experiment 6b (agents.study_exploration): variant configs, a tiny real grid on Deep Sea, the report."""
 
 from __future__ import annotations
 
