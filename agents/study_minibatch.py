@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -207,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: command-line arguments
     :return: exit status (0 ok, 1 some run failed, 2 bad config)
     """
-    from agents.sweep import preflight, run_grid
+    from agents.sweep import preflight, run_variant_grids
 
     parser = argparse.ArgumentParser(prog="python -m agents.study_minibatch", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="study config, e.g. configs/study_minibatch.yaml")
@@ -222,17 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    failed = 0
-    started = time.time()
-    if not args.report_only:
-        for _, config in configs:
-            failed += sum(r.status == "failed" for r in run_grid(config, workers=args.workers))
+    failed, note = run_variant_grids(configs, args.workers, skip=args.report_only)
     base = load_config(args.config, args.overrides)
-    note = (
-        f"{base.train.total_timesteps} steps per run"
-        + ("" if args.report_only else f"; this invocation took {time.time() - started:.0f} s of wall time")
-        + "."
-    )
     path = report(
         Path(base.runs_dir) / base.experiment, Path(base.reports_dir) / base.experiment, args.batch_sizes, note
     )

@@ -118,6 +118,26 @@ def run_grid(config: ExperimentConfig, backend: str | None = None, workers: int 
     return [by_spec[i] for i in range(len(specs))]
 
 
+def run_variant_grids(
+    configs: Sequence[tuple[str, ExperimentConfig]], workers: int | None = None, skip: bool = False
+) -> tuple[int, str]:
+    """Run each variant's grid in turn (a study's arms) and say how long it took.
+
+    :param configs: ``(variant name, config)`` pairs, run in order
+    :param workers: parallel runs per grid; ``None`` takes ``sweep.workers``
+    :param skip: run nothing (report-only): the timing part of the note is left out
+    :return: the number of failed runs, and a note such as ``"20000 steps per run; this invocation took 5 s"``
+    """
+    started = time.time()
+    failed = 0
+    if not skip:
+        for _, config in configs:
+            failed += sum(r.status == "failed" for r in run_grid(config, workers=workers))
+    steps = configs[0][1].train.total_timesteps if configs else 0
+    timing = "" if skip else f"; this invocation took {time.time() - started:.0f} s of wall time"
+    return failed, f"{steps} steps per run{timing}."
+
+
 def _run_ray(specs: Sequence[RunSpec], started: float) -> list[RunResult]:
     try:
         import ray

@@ -149,6 +149,23 @@ def test_minibatch_report_reads_every_size(experiment: Path, tmp_path: Path) -> 
     assert sorted(finals.minibatch.unique()) == [16, 64]
 
 
+def test_minibatch_study_command_line(tmp_path: Path) -> None:
+    from agents.study_minibatch import main
+
+    tiny = [o for o in TINY if not o.startswith("hyperparams.default.batch_size")]
+    overrides = [*tiny, "norms=[bn]", f"runs_dir={tmp_path / 'runs'}", f"reports_dir={tmp_path / 'reports'}"]
+    argv = [str(ROOT / "configs/study_minibatch.yaml"), *overrides, "--batch-sizes", "16", "64", "--workers", "1"]
+    assert main(argv) == 0
+    for size in (16, 64):
+        assert (tmp_path / "runs" / "study_minibatch" / f"mb{size}" / "MinAtar-Breakout-v1" / "PPO-bn-s0").is_dir()
+    text = (tmp_path / "reports" / "study_minibatch" / "report.md").read_text()
+    assert "| norm | mb=16 | mb=64 |" in text and "256 steps per run; this invocation took" in text
+    # finished runs are skipped; --report-only leaves the wall time out of the note
+    assert main([*argv, "--report-only"]) == 0
+    text = (tmp_path / "reports" / "study_minibatch" / "report.md").read_text()
+    assert "256 steps per run." in text and "invocation took" not in text
+
+
 def test_pixelcnn_study_two_seeds(tmp_path: Path) -> None:
     from agents.study_pixelcnn import main, parse_reuse
 
