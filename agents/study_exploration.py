@@ -12,7 +12,6 @@ are skipped, so re-running only redoes the report.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -223,17 +222,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: command-line arguments
     :return: exit status (0 ok, 1 some run failed, 2 bad config)
     """
-    from agents.sweep import preflight, run_variant_grids
+    from agents.sweep import preflight, run_variant_grids, study_parser
 
-    parser = argparse.ArgumentParser(prog="python -m agents.study_exploration", description=__doc__.split("\n")[0])
-    parser.add_argument("config", help="study config, e.g. configs/study_exploration.yaml")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides for every variant")
+    parser = study_parser("agents.study_exploration", __doc__, "variant")
     parser.add_argument("--density-norms", nargs="+", default=list(DENSITY_NORMS), help="one pc-<norm> variant each")
     parser.add_argument(
         "--solved-return", type=float, default=SOLVED_RETURN, help="evaluation return that counts as solved"
     )
-    parser.add_argument("--workers", type=int, default=None, help="parallel runs (default: sweep.workers)")
-    parser.add_argument("--report-only", action="store_true", help="only read existing runs back")
     args = parser.parse_args(argv)
     try:
         configs = exploration_configs(args.config, args.density_norms, args.overrides)

@@ -12,7 +12,6 @@ rliable's stratified-bootstrap 95 % CIs. Finished runs are skipped, so re-runnin
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -206,14 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: command-line arguments
     :return: exit status (0 ok, 1 some run failed, 2 bad config)
     """
-    from agents.sweep import preflight, run_variant_grids
+    from agents.sweep import preflight, run_variant_grids, study_parser
 
-    parser = argparse.ArgumentParser(prog="python -m agents.study_minibatch", description=__doc__.split("\n")[0])
-    parser.add_argument("config", help="study config, e.g. configs/study_minibatch.yaml")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides for every size")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(MINIBATCH_SIZES))
-    parser.add_argument("--workers", type=int, default=None, help="parallel runs (default: sweep.workers)")
-    parser.add_argument("--report-only", action="store_true", help="only read existing runs back")
+    parser = study_parser("agents.study_minibatch", __doc__, "size")
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=list(MINIBATCH_SIZES), help="one grid per minibatch size"
+    )
     args = parser.parse_args(argv)
     try:
         configs = minibatch_configs(args.config, args.batch_sizes, args.overrides)
