@@ -1,6 +1,6 @@
 """Study experiment 6: PixelCNN test bits/dim vs training batch size per norm, over seeds.
 
-``python -m agents.study_pixelcnn configs/study_pixelcnn.yaml --seeds 0 1 [--reuse 0=PATH/summary.csv]``
+``python -m agents.study_pixelcnn configs/study_pixelcnn.yaml --seeds 0 1 2 [--reuse 0=PATH/summary.csv]``
 
 Runs the norm x batch-size grid of :mod:`agents.train_pixelcnn` once per seed (``train.seed``), each into
 ``<train.logdir>/s<seed>/`` (a grid whose ``summary.csv`` exists is not trained again; ``--reuse SEED=CSV`` takes
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.study_pixelcnn", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="PixelCNN config, e.g. configs/study_pixelcnn.yaml")
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every seed")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--reuse", nargs="*", default=[], help="SEED=PATH/summary.csv of an existing grid")
     parser.add_argument("--out", default="reports", help="reports root (default: reports)")
     args = parser.parse_args(argv)
