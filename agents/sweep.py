@@ -119,14 +119,14 @@ def run_grid(config: ExperimentConfig, backend: str | None = None, workers: int 
     return [by_spec[i] for i in range(len(specs))]
 
 
-def study_parser(module: str, doc: str, arm: str) -> argparse.ArgumentParser:
+def study_parser(module: str, doc: str | None, arm: str) -> argparse.ArgumentParser:
     """The command line every multi-arm study shares: config, overrides, ``--workers``, ``--report-only``.
 
     :param module: e.g. ``agents.study_minibatch`` (the config example is ``configs/<study>.yaml``)
     :param doc: the module docstring; its first line is the description
     :param arm: what one grid of the study is called in the help, e.g. ``size`` or ``variant``
     """
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=(doc or "").split("\n")[0])
     parser.add_argument("config", help=f"study config, e.g. configs/{module.rsplit('.', 1)[-1]}.yaml")
     parser.add_argument("overrides", nargs="*", help=f"key=value overrides for every {arm}")
     parser.add_argument("--workers", type=int, default=None, help="parallel runs (default: sweep.workers)")
