@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 RUNS ?= runs
 PORT ?= 6006
-# Extra arguments for agents.train / agents.sweep, e.g. ARGS="total_timesteps=20000 seeds=[0]"
+# Extra arguments for `python -m agents train|sweep|study ...`, e.g. ARGS="total_timesteps=20000 seeds=[0]"
 ARGS ?=
 PYTEST_ARGS ?=
 
@@ -42,55 +42,55 @@ format: install
 	$(PY) -m ruff format .
 
 train: install
-	$(PY) -m agents.train $(CONFIG) $(ARGS)
+	$(PY) -m agents train $(CONFIG) $(ARGS)
 
 train-atari: install
-	$(PY) -m agents.train configs/atari.yaml $(ARGS)
-	$(PY) -m agents.train configs/atari_dqn.yaml $(ARGS)
+	$(PY) -m agents train configs/atari.yaml $(ARGS)
+	$(PY) -m agents train configs/atari_dqn.yaml $(ARGS)
 
 train-recurrent: install
-	$(PY) -m agents.train configs/recurrent.yaml $(ARGS)
+	$(PY) -m agents train configs/recurrent.yaml $(ARGS)
 
 pixelcnn-data: install
-	$(PY) -m agents.pixelcnn_data configs/pixelcnn.yaml $(ARGS)
+	$(PY) -m agents pixelcnn-data configs/pixelcnn.yaml $(ARGS)
 
 train-pixelcnn: install
-	$(PY) -m agents.train_pixelcnn configs/pixelcnn.yaml $(ARGS)
+	$(PY) -m agents pixelcnn configs/pixelcnn.yaml $(ARGS)
 
 sweep: install
-	$(PY) -m agents.sweep $(CONFIG) $(ARGS)
+	$(PY) -m agents sweep $(CONFIG) $(ARGS)
 
 # The noise-sensitivity study behind docs/results.md (CPU-sized; finished runs are skipped on a re-run).
 study: study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration
 
 study-noise: install
-	$(PY) -m agents.train configs/study_noise.yaml $(ARGS)
-	$(PY) -m agents.study_bn_modes runs/study_noise
+	$(PY) -m agents train configs/study_noise.yaml $(ARGS)
+	$(PY) -m agents study bn-modes runs/study_noise
 
 study-noise-trained: install
-	$(PY) -m agents.train configs/study_noise_trained.yaml $(ARGS)
+	$(PY) -m agents train configs/study_noise_trained.yaml $(ARGS)
 
 study-batch-dependence: study-noise
-	$(PY) -m agents.study_batch_dependence runs/study_noise
+	$(PY) -m agents study batch-dependence runs/study_noise
 
 study-minibatch: install
-	$(PY) -m agents.study_minibatch configs/study_minibatch.yaml $(ARGS)
+	$(PY) -m agents study minibatch configs/study_minibatch.yaml $(ARGS)
 
 study-minibatch-dqn: install
-	$(PY) -m agents.study_minibatch configs/study_minibatch_dqn.yaml $(ARGS)
+	$(PY) -m agents study minibatch configs/study_minibatch_dqn.yaml $(ARGS)
 
 study-recurrent: install
-	$(PY) -m agents.train configs/study_recurrent.yaml $(ARGS)
-	$(PY) -m agents.train configs/study_recurrent_flicker.yaml $(ARGS)
+	$(PY) -m agents train configs/study_recurrent.yaml $(ARGS)
+	$(PY) -m agents train configs/study_recurrent_flicker.yaml $(ARGS)
 
 study-pixelcnn: install
-	$(PY) -m agents.study_pixelcnn configs/study_pixelcnn.yaml $(ARGS)
+	$(PY) -m agents study pixelcnn configs/study_pixelcnn.yaml $(ARGS)
 
 study-exploration: install
-	$(PY) -m agents.study_exploration configs/study_exploration.yaml $(ARGS)
+	$(PY) -m agents study exploration configs/study_exploration.yaml $(ARGS)
 
 compare: install
-	$(PY) -m agents.compare $(RUNS) $(ARGS)
+	$(PY) -m agents compare $(RUNS) $(ARGS)
 
 tensorboard: install
 	$(PY) -m tensorboard.main --logdir $(RUNS) --port $(PORT) --bind_all

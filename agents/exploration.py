@@ -30,9 +30,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from rlnorm.pixelcnn import ARCHS, OUTPUTS, PixelCNN
-from rlnorm.pixelcnn_frames import BINARY_MODES, frame_encoder_for
-from rlnorm.pixelcnn_layers import PIXELCNN_NORMS
+from rlnorm.pixelcnn.frames import BINARY_MODES, frame_encoder_for
+from rlnorm.pixelcnn.layers import PIXELCNN_NORMS
+from rlnorm.pixelcnn.model import ARCHS, OUTPUTS, PixelCNN
 
 EXPLORATION_KINDS: tuple[str, ...] = ("pseudocount",)
 INFO_KEY = "pseudo_count"
@@ -46,7 +46,7 @@ class PseudoCountConfig:
     :param beta: bonus scale ``beta`` (> 0)
     :param c: prediction-gain decay constant ``c`` (> 0)
     :param lr: Adam learning rate of the density model
-    :param norm: the density model's norm, one of :data:`~rlnorm.pixelcnn_layers.PIXELCNN_NORMS`
+    :param norm: the density model's norm, one of :data:`~rlnorm.pixelcnn.layers.PIXELCNN_NORMS`
     :param arch: ``gated`` or ``plain`` PixelCNN
     :param hidden_channels: channels of the density model
     :param n_layers: masked layers of the density model
@@ -57,7 +57,7 @@ class PseudoCountConfig:
     :param bits: Atari grey levels kept (3 bits -> 8 levels)
     :param binary_mode: MinAtar channels ``bits`` (lossless) or ``argmax`` (collapsed)
     :param device: torch device of the density model: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA if available)
-    :param seed: seed of the density model's initialization (`agents.train` passes the run seed unless set)
+    :param seed: seed of the density model's initialization (`agents.pipeline.train` passes the run seed unless set)
     """
 
     beta: float = 0.05

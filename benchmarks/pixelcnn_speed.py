@@ -15,8 +15,8 @@ from collections.abc import Callable
 import torch
 
 from benchmarks._timing import interleaved_median_ms, print_ratio_table
-from rlnorm.pixelcnn import PixelCNN
-from rlnorm.pixelcnn_layers import PIXELCNN_NORMS
+from rlnorm.pixelcnn.layers import PIXELCNN_NORMS
+from rlnorm.pixelcnn.model import PixelCNN
 
 
 def step_fn(model: PixelCNN, x: torch.Tensor) -> Callable[[], None]:

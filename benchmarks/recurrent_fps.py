@@ -23,7 +23,7 @@ import torch
 from sb3_contrib import RecurrentPPO
 
 import envs
-from agents.recurrent import register_recurrent_policies
+from agents.policies import register_policies
 
 MLP_ARMS: list[tuple[str, str, dict[str, Any]]] = [  # (label, alias, extra policy kwargs)
     ("MlpLstmPolicy (sb3-contrib)", "MlpLstmPolicy", {}),
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    register_recurrent_policies()
+    register_policies()
     env_id = args.env or ("ALE/Pong-v5" if args.cnn else "CartPoleNoVel-v1")
     arms = CNN_ARMS if args.cnn else MLP_ARMS
     per_round = args.rollouts * args.n_envs * args.n_steps

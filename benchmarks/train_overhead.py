@@ -1,4 +1,4 @@
-"""Cost of the experiment machinery: ``agents.train.train_run`` vs a bare SB3 ``model.learn`` on the same run.
+"""Cost of the experiment machinery: ``agents.pipeline.train.train_run`` vs a bare SB3 ``model.learn`` on the same run.
 
 Both train the default experiment's PPO (MinAtar Breakout, 8 envs, small CNN) for the same steps with one torch
 thread, alternating in rounds; ``train_run`` adds the NaN guard, norm diagnostics, periodic checkpoints, HParams,
@@ -15,9 +15,10 @@ import time
 
 import torch
 
-from agents.algos import algo_class, policy_for
 from agents.config import load_config
-from agents.train import _algo_kwargs, grid, make_train_env, train_run
+from agents.pipeline.runs import grid
+from agents.pipeline.train import algo_kwargs, make_train_env, train_run
+from agents.policies.algos import algo_class, policy_for
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
             spec = grid(config)[0]
             env = make_train_env(spec)
             policy_cls, policy_kwargs = policy_for(config.algo, "cnn", spec.norm)
-            model = algo_class(config.algo)(policy_cls, env, seed=0, device="cpu", **_algo_kwargs(spec, policy_kwargs))
+            model = algo_class(config.algo)(policy_cls, env, seed=0, device="cpu", **algo_kwargs(spec, policy_kwargs))
             start = time.perf_counter()
             model.learn(args.steps)
             bare.append(model.num_timesteps / (time.perf_counter() - start))

@@ -6,6 +6,7 @@ The library is PyTorch-only; the Stable-Baselines3 integration lives in the ``ag
 from rlnorm.diagnostics import batch_dependence, layer_statistics, train_eval_gap
 from rlnorm.init import init_weights_, kaiming_normal_, kaiming_uniform_, orthogonal_, xavier_normal_, xavier_uniform_
 from rlnorm.layers import LAYER_NORMS, check_norm, conv2d, linear
+from rlnorm.moved import install_moved_modules
 from rlnorm.norms import NORM_KINDS, make_norm
 from rlnorm.rnn import LNLSTM, WNLSTM, LNLSTMCell, WNLSTMCell
 from rlnorm.weight_norm import (
@@ -16,7 +17,17 @@ from rlnorm.weight_norm import (
     is_weight_normalized,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# where the modules of the 0.1 layout went (CHANGELOG.md); the old paths import with a DeprecationWarning
+install_moved_modules(
+    {
+        "rlnorm.pixelcnn_layers": ("rlnorm.pixelcnn.layers",),
+        "rlnorm.pixelcnn_logistic": ("rlnorm.pixelcnn.logistic",),
+        "rlnorm.pixelcnn_frames": ("rlnorm.pixelcnn.frames",),
+        "rlnorm.rnn_ln_kernel": ("rlnorm.rnn.ln_kernel",),
+    }
+)
 
 __all__ = [
     "LAYER_NORMS",

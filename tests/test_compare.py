@@ -14,8 +14,9 @@ import yaml
 from scipy.stats import trim_mean
 from torch.utils.tensorboard import SummaryWriter
 
-from agents.compare import atari_game, compare, human_normalized, iqm, iqm_interval, main
-from agents.tb_layout import env_slug, write_layout
+from agents.pipeline.tb_layout import env_slug, write_layout
+from agents.report.compare import compare, main
+from agents.report.stats import atari_game, human_normalized, iqm, iqm_interval
 
 ENVS = ["ALE/Pong-v5", "MinAtar/Breakout-v1"]
 NORMS = ["none", "wn"]

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.config import ConfigError, apply_overrides, load_config, parse_config
-from agents.sweep import preflight
+from agents.pipeline.sweep import preflight
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMOKE = yaml.safe_load((CONFIGS / "smoke.yaml").read_text())
@@ -227,15 +227,15 @@ def bad_documents(draw: st.DrawFn) -> tuple[str, str]:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=bad_documents())
 def test_fuzzed_bad_yaml_never_trains(case: tuple[str, str], tmp_path: Path, monkeypatch, capsys) -> None:
-    import agents.sweep
-    from agents.train import main
+    import agents.pipeline.sweep
+    from agents.pipeline.cli import main
 
     text, field = case
 
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("training started on an invalid config")
 
-    monkeypatch.setattr(agents.sweep, "run_grid", must_not_run)
+    monkeypatch.setattr(agents.pipeline.sweep, "run_grid", must_not_run)
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     runs = tmp_path / "runs_never"

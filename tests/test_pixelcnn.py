@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from rlnorm.pixelcnn import PixelCNN
-from rlnorm.pixelcnn_frames import BinaryFrameEncoder, GreyFrameEncoder, frame_encoder_for
-from rlnorm.pixelcnn_layers import PIXELCNN_NORMS, MaskedConv2d, apply_masked_weight_norm, causal_mask
-from rlnorm.pixelcnn_logistic import discretized_logistic_log_probs
+from rlnorm.pixelcnn.frames import BinaryFrameEncoder, GreyFrameEncoder, frame_encoder_for
+from rlnorm.pixelcnn.layers import PIXELCNN_NORMS, MaskedConv2d, apply_masked_weight_norm, causal_mask
+from rlnorm.pixelcnn.logistic import discretized_logistic_log_probs
+from rlnorm.pixelcnn.model import PixelCNN
 from rlnorm.weight_norm import is_weight_normalized, wn_g, wn_v
 
 H = W = 8
@@ -243,7 +243,7 @@ def test_frame_encoder_choice_and_errors():
 @pytest.mark.parametrize("kind", ["ln", "gn", "bn"])
 def test_pixel_norm_equals_the_registry_norm_applied_to_each_pixel(kind):
     from rlnorm.norms import make_norm
-    from rlnorm.pixelcnn_layers import PixelNorm
+    from rlnorm.pixelcnn.layers import PixelNorm
 
     torch.manual_seed(0)
     pixel = PixelNorm(kind, 16)

@@ -8,11 +8,11 @@ from stable_baselines3 import PPO
 from tbparse import SummaryReader
 
 import envs
-from agents.pixelcnn_config import apply_pixelcnn_overrides, load_pixelcnn_config, parse_pixelcnn_config
-from agents.pixelcnn_data import build_dataset, ensure_dataset, load_dataset
-from agents.pixelcnn_data import main as data_main
-from agents.train_pixelcnn import PALETTE, run_grid, sample_grid, to_rgb
-from agents.train_pixelcnn import main as train_main
+from agents.pixelcnn.config import apply_pixelcnn_overrides, load_pixelcnn_config, parse_pixelcnn_config
+from agents.pixelcnn.data import build_dataset, ensure_dataset, load_dataset
+from agents.pixelcnn.data import main as data_main
+from agents.pixelcnn.train import PALETTE, run_grid, sample_grid, to_rgb
+from agents.pixelcnn.train import main as train_main
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pixelcnn.yaml"
 

@@ -16,9 +16,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
 from agents import dqn_policies
-from agents import policies as ac_policies
-from agents.extractors import NormCombinedExtractor, NormNatureCNN, NormSmallCNN
 from agents.policies import ALIAS_NORMS, register_policies
+from agents.policies import actor_critic as ac_policies
+from agents.policies.extractors import NormCombinedExtractor, NormNatureCNN, NormSmallCNN
 from rlnorm.norms import BatchNorm, InstanceNorm, LayerNorm
 from rlnorm.weight_norm import MeanOnlyBatchNorm, is_weight_normalized
 from tests._policy_envs import atari_env, cartpole_env, env_for, minatar_env

@@ -13,7 +13,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from torch import nn
 
-from agents import policies as ac_policies
+from agents.policies import actor_critic as ac_policies
 from agents.policies import register_policies
 from rlnorm.layers import linear, weight_layers
 from rlnorm.weight_norm import is_weight_normalized, wn_g

@@ -20,18 +20,18 @@ from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
 import envs
-from agents.extractors import NormNatureCNN, NormSmallCNN
-from agents.recurrent import (
+from agents.policies import register_policies
+from agents.policies.extractors import NormNatureCNN, NormSmallCNN
+from agents.policies.recurrent import (
     LSTM_KINDS,
     NormRecurrentActorCriticPolicy,
     recurrent_aliases,
     recurrent_policy_for,
-    register_recurrent_policies,
 )
 from rlnorm.rnn import LNLSTM, WNLSTM
 from tests._policy_envs import atari_env, minatar_env
 
-register_recurrent_policies()
+register_policies()
 
 EXPECTED = {  # alias -> (LSTM class, norm of extractor/heads, CNN?)
     "WnLstmPolicy": (WNLSTM, "wn", False),

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from rlnorm.rnn import LNLSTM, WNLSTM, LNLSTMCell, WNLSTMCell
-from rlnorm.rnn_ln_kernel import ln_lstm_recurrence
+from rlnorm.rnn.ln_kernel import ln_lstm_recurrence
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

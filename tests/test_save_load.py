@@ -20,13 +20,13 @@ register_policies()
 ALGOS = {"PPO": PPO, "A2C": A2C, "DQN": DQN}
 ROOT = Path(__file__).resolve().parents[1]
 
-# Loads each model in a new interpreter (only `import agents.policies` registers anything there) and writes
+# Loads each model in a new interpreter (only `import agents.policies.actor_critic` registers anything there) and writes
 # its deterministic actions and values on the saved observations.
 LOADER = """
 import json, sys
 import numpy as np, torch
 from stable_baselines3 import A2C, DQN, PPO
-import agents.policies  # noqa: F401 - the classes must be importable by name, nothing else is needed
+import agents.policies.actor_critic  # noqa: F401 - the classes must be importable by name, nothing else is needed
 
 out = {}
 for name, algo, path in json.loads(sys.argv[1]):

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from agents.config import ConfigError
-from agents.study_batch_dependence import find_trained_runs, run_study
-from agents.study_bn_modes import bn_modes_report, mode_table
-from agents.study_minibatch import minibatch_configs
-from agents.study_minibatch import report as minibatch_report
+from agents.studies.batch_dependence import find_trained_runs, run_study
+from agents.studies.bn_modes import bn_modes_report, mode_table
+from agents.studies.minibatch import minibatch_configs
+from agents.studies.minibatch import report as minibatch_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -34,8 +34,8 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``runs/study_noise`` at a few hundred steps, trained by ``agents.train`` (real envs, policies, events)."""
-    from agents.train import main
+    """``runs/study_noise`` at a few hundred steps, trained by ``python -m agents train`` (real envs and events)."""
+    from agents.pipeline.cli import main
 
     root = tmp_path_factory.mktemp("study")
     status = main(
@@ -55,7 +55,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_study_configs_validate() -> None:
     from agents.config import load_config
-    from agents.pixelcnn_config import load_pixelcnn_config
+    from agents.pixelcnn.config import load_pixelcnn_config
 
     for name in (
         "study_noise",
@@ -104,7 +104,7 @@ def test_batch_dependence_rejects_bad_arguments(experiment: Path, tmp_path: Path
 
 
 def test_bn_modes_report(experiment: Path, tmp_path: Path) -> None:
-    from agents.compare import load_scalars
+    from agents.report.scalars import load_scalars
 
     report = bn_modes_report(experiment, tmp_path)
     assert (report.parent / "bn_modes.png").stat().st_size > 10_000
@@ -150,7 +150,7 @@ def test_minibatch_report_reads_every_size(experiment: Path, tmp_path: Path) -> 
 
 
 def test_minibatch_study_command_line(tmp_path: Path) -> None:
-    from agents.study_minibatch import main
+    from agents.studies.minibatch import main
 
     tiny = [o for o in TINY if not o.startswith("hyperparams.default.batch_size")]
     overrides = [*tiny, "norms=[bn]", f"runs_dir={tmp_path / 'runs'}", f"reports_dir={tmp_path / 'reports'}"]
@@ -167,7 +167,7 @@ def test_minibatch_study_command_line(tmp_path: Path) -> None:
 
 
 def test_pixelcnn_study_two_seeds(tmp_path: Path) -> None:
-    from agents.study_pixelcnn import main, parse_reuse
+    from agents.studies.pixelcnn import main, parse_reuse
 
     overrides = [
         f"data.path={tmp_path / 'frames.npz'}",

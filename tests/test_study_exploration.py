@@ -1,4 +1,4 @@
-"""Study experiment 6b (agents.study_exploration): variant configs, a tiny real grid on Deep Sea, the report."""
+"""Study experiment 6b (agents.studies.exploration): variant configs, a tiny real grid on Deep Sea, the report."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from agents.config import ConfigError, load_config
-from agents.study_exploration import exploration_configs, main, per_seed
-from agents.tb_layout import RETURN_CLEAN
-from agents.train import grid, make_train_env
+from agents.pipeline.runs import grid
+from agents.pipeline.tb_layout import RETURN_CLEAN
+from agents.pipeline.train import make_train_env
+from agents.studies.exploration import exploration_configs, main, per_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs/study_exploration.yaml"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agents.config import ConfigError, load_config
-from agents.sweep import resolve_workers, run_grid
-from agents.train import grid
+from agents.pipeline.runs import grid
+from agents.pipeline.sweep import resolve_workers, run_grid
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 TINY = ["total_timesteps=512", "checkpoint_freq=512", "eval.freq=0", "eval.n_episodes=2", "diagnostics.freq=0"]

@@ -13,9 +13,11 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from agents.checkpoints import CHECKPOINT_DIR, checkpoint_steps, load_checkpoint
 from agents.config import load_config
-from agents.train import grid, main, make_train_env, train_run
+from agents.pipeline.checkpoints import CHECKPOINT_DIR, checkpoint_steps, load_checkpoint
+from agents.pipeline.cli import main
+from agents.pipeline.runs import grid
+from agents.pipeline.train import make_train_env, train_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMOKE = CONFIGS / "smoke.yaml"

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from agents.checkpoints import checkpoint_steps
 from agents.config import load_config
-from agents.train import grid, train_run
+from agents.pipeline.checkpoints import checkpoint_steps
+from agents.pipeline.runs import grid
+from agents.pipeline.train import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -35,7 +36,16 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agents.train", str(SMOKE), *overrides, "total_timesteps=10000000", "--no-compare"],
+        [
+            sys.executable,
+            "-m",
+            "agents",
+            "train",
+            str(SMOKE),
+            *overrides,
+            "total_timesteps=10000000",
+            "--no-compare",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -77,9 +87,9 @@ def test_pseudo_count_density_model_is_checkpointed_and_restored(tmp_path: Path)
     """A resumed pseudo-count run continues the density model it had, not a fresh one."""
     from stable_baselines3 import PPO
 
-    from agents.checkpoints import ENV_STATE_FILE, load_checkpoint, stateful_wrapper
     from agents.exploration import PseudoCountReward
-    from agents.train import make_train_env
+    from agents.pipeline.checkpoints import ENV_STATE_FILE, load_checkpoint, stateful_wrapper
+    from agents.pipeline.train import make_train_env
 
     overrides = [
         f"runs_dir={tmp_path / 'runs'}",

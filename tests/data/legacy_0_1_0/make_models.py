@@ -24,14 +24,56 @@ SMALL_CNN = {"features_extractor_kwargs": {"features_dim": 16}}
 
 # name -> (algorithm, alias, env, policy_kwargs, algorithm kwargs)
 MODELS = {
-    "ppo_wn_cnn": (PPO, "WnCnnPolicy", "minatar", {"wn_data_init": True, **SMALL_CNN}, {"n_steps": 16, "batch_size": 16}),
-    "ppo_wn_mlp": (PPO, "WnMlpPolicy", "cartpole", {"wn_data_init": True, "net_arch": [16]}, {"n_steps": 16, "batch_size": 16}),
+    "ppo_wn_cnn": (
+        PPO,
+        "WnCnnPolicy",
+        "minatar",
+        {"wn_data_init": True, **SMALL_CNN},
+        {"n_steps": 16, "batch_size": 16},
+    ),
+    "ppo_wn_mlp": (
+        PPO,
+        "WnMlpPolicy",
+        "cartpole",
+        {"wn_data_init": True, "net_arch": [16]},
+        {"n_steps": 16, "batch_size": 16},
+    ),
     "a2c_bn_mlp": (A2C, "BnMlpPolicy", "cartpole", {"net_arch": [16]}, {"n_steps": 8}),
-    "dqn_wn_cnn": (DQN, "WnCnnPolicy", "minatar", {"wn_data_init": True, **SMALL_CNN}, {"learning_starts": 16, "batch_size": 16, "buffer_size": 200, "train_freq": 4, "target_update_interval": 8}),
-    "dqn_ln_mlp": (DQN, "LnMlpPolicy", "cartpole", {"net_arch": [16]}, {"learning_starts": 16, "batch_size": 16, "buffer_size": 200, "train_freq": 4}),
-    "rppo_ln_lstm": (RecurrentPPO, "LnLstmPolicy", "cartpole", {"lstm_hidden_size": 8, "net_arch": [8]}, {"n_steps": 16, "batch_size": 16}),
-    "rppo_wn_lstm": (RecurrentPPO, "WnLstmPolicy", "cartpole", {"lstm_hidden_size": 8, "net_arch": [8]}, {"n_steps": 16, "batch_size": 16}),
-    "rppo_cnn_bn_lstm": (RecurrentPPO, "CnnBnLstmPolicy", "minatar", {"lstm_hidden_size": 8, **SMALL_CNN}, {"n_steps": 16, "batch_size": 16}),
+    "dqn_wn_cnn": (
+        DQN,
+        "WnCnnPolicy",
+        "minatar",
+        {"wn_data_init": True, **SMALL_CNN},
+        {"learning_starts": 16, "batch_size": 16, "buffer_size": 200, "train_freq": 4, "target_update_interval": 8},
+    ),
+    "dqn_ln_mlp": (
+        DQN,
+        "LnMlpPolicy",
+        "cartpole",
+        {"net_arch": [16]},
+        {"learning_starts": 16, "batch_size": 16, "buffer_size": 200, "train_freq": 4},
+    ),
+    "rppo_ln_lstm": (
+        RecurrentPPO,
+        "LnLstmPolicy",
+        "cartpole",
+        {"lstm_hidden_size": 8, "net_arch": [8]},
+        {"n_steps": 16, "batch_size": 16},
+    ),
+    "rppo_wn_lstm": (
+        RecurrentPPO,
+        "WnLstmPolicy",
+        "cartpole",
+        {"lstm_hidden_size": 8, "net_arch": [8]},
+        {"n_steps": 16, "batch_size": 16},
+    ),
+    "rppo_cnn_bn_lstm": (
+        RecurrentPPO,
+        "CnnBnLstmPolicy",
+        "minatar",
+        {"lstm_hidden_size": 8, **SMALL_CNN},
+        {"n_steps": 16, "batch_size": 16},
+    ),
 }
 
 

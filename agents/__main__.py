@@ -1,0 +1,70 @@
+"""``python -m agents COMMAND ...``: one entry point for every command of the project.
+
+Commands: ``train`` and ``sweep`` (a config's grid, then its report), ``compare`` (the report of existing runs),
+``study NAME`` (one experiment of the noise-sensitivity study), ``pixelcnn-data`` and ``pixelcnn`` (collect
+frames, train the density models). ``python -m agents COMMAND --help`` shows each one's arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: command -> (module, function) it runs; imported only when chosen, so ``--help`` is quick
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("agents.pipeline.cli", "main"),
+    "sweep": ("agents.pipeline.cli", "sweep_main"),
+    "compare": ("agents.report.compare", "main"),
+    "pixelcnn-data": ("agents.pixelcnn.data", "main"),
+    "pixelcnn": ("agents.pixelcnn.train", "main"),
+}
+#: ``study NAME`` -> module of that experiment
+STUDIES: dict[str, str] = {
+    "batch-dependence": "agents.studies.batch_dependence",
+    "bn-modes": "agents.studies.bn_modes",
+    "exploration": "agents.studies.exploration",
+    "minibatch": "agents.studies.minibatch",
+    "pixelcnn": "agents.studies.pixelcnn",
+}
+
+USAGE = (
+    "usage: python -m agents COMMAND [ARGS ...]\n\n"
+    "commands:\n"
+    "  train CONFIG [key=value ...]   train every run of a config (envs x norms x seeds), then write its report\n"
+    "  sweep CONFIG [key=value ...]   the same, e.g. with --backend ray\n"
+    "  compare RUNS_DIR               the report of existing runs (learning curves, IQM with intervals)\n"
+    f"  study NAME CONFIG|RUNS_DIR     one experiment of the study; NAME: {', '.join(STUDIES)}\n"
+    "  pixelcnn-data CONFIG           collect frames for the PixelCNN with the project's envs\n"
+    "  pixelcnn CONFIG                train the PixelCNN grid of a config\n\n"
+    "python -m agents COMMAND --help shows a command's arguments."
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch to the chosen command.
+
+    :param argv: ``[COMMAND, ARGS...]`` (default ``sys.argv[1:]``)
+    :return: the command's exit status (2 for an unknown command)
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "study":
+        if not rest or rest[0] not in STUDIES:
+            got = repr(rest[0]) if rest else "nothing"
+            print(f"error: study NAME must be one of {', '.join(STUDIES)}; got {got}", file=sys.stderr)
+            return 2
+        module, function, rest = STUDIES[rest[0]], "main", rest[1:]
+    elif command in COMMANDS:
+        module, function = COMMANDS[command]
+    else:
+        print(f"error: unknown command {command!r}; choose one of {', '.join([*COMMANDS, 'study'])}", file=sys.stderr)
+        return 2
+    return getattr(importlib.import_module(module), function)(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Where the modules of the flat 0.1 layout went (CHANGELOG.md); their old paths import with a warning."""
+
+MOVED_MODULES: dict[str, tuple[str, ...]] = {
+    "agents.algos": ("agents.policies.algos",),
+    "agents.dqn_policies": ("agents.policies.dqn",),
+    "agents.recurrent": ("agents.policies.recurrent",),
+    "agents.extractors": ("agents.policies.extractors",),
+    "agents.norm_options": ("agents.policies.options",),
+    "agents.config_schema": ("agents.config.schema",),
+    "agents.train": ("agents.pipeline.train", "agents.pipeline.runs", "agents.pipeline.cli"),
+    "agents.sweep": ("agents.pipeline.sweep", "agents.studies.cli", "agents.pipeline.cli"),
+    "agents.callbacks": ("agents.pipeline.callbacks",),
+    "agents.checkpoints": ("agents.pipeline.checkpoints",),
+    "agents.evaluation": ("agents.pipeline.evaluation",),
+    "agents.tb_layout": ("agents.pipeline.tb_layout",),
+    "agents.compare": ("agents.report.compare", "agents.report.stats", "agents.report.scalars", "agents.report.tables"),
+    "agents.report_plots": ("agents.report.plots",),
+    "agents.study_batch_dependence": ("agents.studies.batch_dependence",),
+    "agents.study_bn_modes": ("agents.studies.bn_modes",),
+    "agents.study_exploration": ("agents.studies.exploration",),
+    "agents.study_minibatch": ("agents.studies.minibatch",),
+    "agents.study_pixelcnn": ("agents.studies.pixelcnn",),
+    "agents.pixelcnn_config": ("agents.pixelcnn.config",),
+    "agents.pixelcnn_data": ("agents.pixelcnn.data",),
+    "agents.train_pixelcnn": ("agents.pixelcnn.train",),
+}

@@ -1,0 +1,69 @@
+"""Reading an experiment's runs back from their TensorBoard event files (tbparse)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from agents.pipeline.tb_layout import parse_noise_tag
+
+
+def find_runs(experiment_dir: str | Path) -> list[Path]:
+    """Run directories under an experiment (directories with ``config.yaml`` and ``tb/``), sorted.
+
+    :param experiment_dir: ``runs/<experiment>``
+    """
+    return sorted(p.parent for p in Path(experiment_dir).rglob("config.yaml") if (p.parent / "tb").is_dir())
+
+
+def load_scalars(experiment_dir: str | Path) -> pd.DataFrame:
+    """Every scalar of every run, with the run's identity.
+
+    :param experiment_dir: ``runs/<experiment>``
+    :return: columns ``run, env, norm, seed, algo, tag, step, value``
+    """
+    from tbparse import SummaryReader
+
+    frames = []
+    for run_dir in find_runs(experiment_dir):
+        info = yaml.safe_load((run_dir / "config.yaml").read_text())
+        run = info.get("run", {})
+        scalars = SummaryReader(str(run_dir / "tb")).scalars
+        if scalars.empty:
+            continue
+        scalars = scalars.assign(
+            run=str(run_dir.relative_to(experiment_dir)),
+            env=run["env"],
+            norm=run["norm"],
+            seed=int(run["seed"]),
+            algo=info["algo"],
+        )
+        frames.append(scalars)
+    if not frames:
+        raise FileNotFoundError(f"no runs with TensorBoard events under {experiment_dir}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def final_values(scalars: pd.DataFrame) -> pd.DataFrame:
+    """The last logged value (largest step) of every tag of every run.
+
+    :param scalars: output of :func:`load_scalars`
+    :return: one row per (run, tag)
+    """
+    ordered = scalars.sort_values(["run", "tag", "step"])
+    return ordered.groupby(["run", "tag"], as_index=False).last()
+
+
+def noise_levels(finals: pd.DataFrame) -> dict[str, list[float]]:
+    """Noise kinds and levels found among the ``eval/return_noise_<kind>_<level>`` tags.
+
+    :param finals: output of :func:`final_values`
+    """
+    found: dict[str, set[float]] = {}
+    for tag in finals.tag.unique():
+        parsed = parse_noise_tag(tag)
+        if parsed is not None:
+            found.setdefault(parsed[0], set()).add(parsed[1])
+    return {kind: sorted(levels) for kind, levels in sorted(found.items())}

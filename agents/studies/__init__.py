@@ -1,0 +1,1 @@
+"""The noise-sensitivity study: one module per experiment (``python -m agents study NAME``), see docs/results.md."""

@@ -1,0 +1,45 @@
+"""What every study's command line shares: the parser, running each arm's grid, and the closing lines."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+
+from agents.config import ExperimentConfig
+from agents.pipeline.sweep import run_grid
+
+
+def study_parser(prog: str, description: str, arm: str) -> argparse.ArgumentParser:
+    """The command line every multi-arm study shares: config, overrides, ``--workers``, ``--report-only``.
+
+    :param prog: the command, e.g. ``python -m agents study minibatch`` (its last word names the config)
+    :param description: one line for the help
+    :param arm: what one grid of the study is called in the help, e.g. ``size`` or ``variant``
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("config", help=f"study config, e.g. configs/study_{prog.rsplit(' ', 1)[-1]}.yaml")
+    parser.add_argument("overrides", nargs="*", help=f"key=value overrides for every {arm}")
+    parser.add_argument("--workers", type=int, default=None, help="parallel runs (default: sweep.workers)")
+    parser.add_argument("--report-only", action="store_true", help="only read existing runs back")
+    return parser
+
+
+def run_variant_grids(
+    configs: Sequence[tuple[str, ExperimentConfig]], workers: int | None = None, skip: bool = False
+) -> tuple[int, str]:
+    """Run each variant's grid in turn (a study's arms) and say how long it took.
+
+    :param configs: ``(variant name, config)`` pairs, run in order
+    :param workers: parallel runs per grid; ``None`` takes ``sweep.workers``
+    :param skip: run nothing (report-only): the timing part of the note is left out
+    :return: the number of failed runs, and a note such as ``"20000 steps per run; this invocation took 5 s"``
+    """
+    started = time.time()
+    failed = 0
+    if not skip:
+        for _, config in configs:
+            failed += sum(r.status == "failed" for r in run_grid(config, workers=workers))
+    steps = configs[0][1].train.total_timesteps if configs else 0
+    timing = "" if skip else f"; this invocation took {time.time() - started:.0f} s of wall time"
+    return failed, f"{steps} steps per run{timing}."
