@@ -15,7 +15,7 @@ MOVED_MODULES: dict[str, tuple[str, ...]] = {
     "agents.tb_layout": ("agents.pipeline.tb_layout",),
     "agents.compare": ("agents.report.compare", "agents.report.stats", "agents.report.scalars", "agents.report.tables"),
     "agents.report_plots": ("agents.report.plots",),
-    "agents.study_batch_dependence": ("agents.studies.batch_dependence",),
+    "agents.study_batch_dependence": ("agents.studies.batch_dependence", "agents.studies.batch_probe"),
     "agents.study_bn_modes": ("agents.studies.bn_modes",),
     "agents.study_exploration": ("agents.studies.exploration",),
     "agents.study_minibatch": ("agents.studies.minibatch",),

@@ -1,6 +1,6 @@
 """Study experiment 4: batch-statistics policies evaluated in train mode vs eval mode, over training.
 
-``python -m agents.studies.bn_modes runs/<experiment> [--out reports]``
+``python -m agents study bn-modes runs/<experiment> [--out reports]``
 
 :class:`agents.pipeline.callbacks.NoiseEvalCallback` evaluates every BN (or BatchRenorm) policy twice at each
 evaluation: with its running statistics (eval mode, ``eval/return_eval_mode``) and with the statistics of the batch of
@@ -25,6 +25,7 @@ from agents.pipeline.tb_layout import BN_MODE_KL, RETURN_EVAL_MODE, RETURN_TRAIN
 from agents.report.scalars import load_scalars
 from agents.report.stats import curve_intervals, iqm_interval
 from agents.report.tables import md_table
+from agents.studies.cli import command_error, finish
 
 TAGS = (RETURN_EVAL_MODE, RETURN_TRAIN_MODE, BN_MODE_KL)
 
@@ -175,7 +176,7 @@ PROG = "python -m agents study bn-modes"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m agents.studies.bn_modes RUNS_DIR [--out DIR]``.
+    """Command line: ``python -m agents study bn-modes RUNS_DIR [--out DIR]``.
 
     :param argv: command-line arguments
     :return: exit status
@@ -187,10 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         path = bn_modes_report(args.experiment, args.out)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"report: {path}")
-    return 0
+        return command_error(err)
+    return finish(path)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""What every study's command line shares: the parser, running each arm's grid, and the closing lines."""
+"""What every study's command line shares: the parser, running each arm's grid, the error and closing lines."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from agents.config import ExperimentConfig
 from agents.pipeline.sweep import run_grid
@@ -43,3 +45,26 @@ def run_variant_grids(
     steps = configs[0][1].train.total_timesteps if configs else 0
     timing = "" if skip else f"; this invocation took {time.time() - started:.0f} s of wall time"
     return failed, f"{steps} steps per run{timing}."
+
+
+def command_error(err: Exception) -> int:
+    """Say what was wrong with the command line or its config, as every command does.
+
+    :param err: the error (its message names the bad value)
+    :return: exit status 2
+    """
+    print(f"error: {err}", file=sys.stderr)
+    return 2
+
+
+def finish(report: Path, failed: int = 0) -> int:
+    """The closing lines of a study: where its report is and how many runs failed.
+
+    :param report: the report written
+    :param failed: runs that failed (each one's message was printed when it ended)
+    :return: exit status: 0 when every run finished, 1 when some failed
+    """
+    print(f"report: {report}")
+    if failed:
+        print(f"{failed} run(s) failed: their '[i/n] failed' lines above say why", file=sys.stderr)
+    return 1 if failed else 0

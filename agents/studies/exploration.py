@@ -1,6 +1,6 @@
 """Study experiment 6b: PPO with and without the PixelCNN pseudo-count bonus, per density-model norm.
 
-``python -m agents.studies.exploration configs/study_exploration.yaml [key=value ...] [--density-norms wn bn]``
+``python -m agents study exploration configs/study_exploration.yaml [key=value ...] [--density-norms wn bn]``
 
 The config is an ordinary experiment config with an ``exploration:`` block. This script runs its grid once
 without the bonus (variant ``plain``, the block removed) and once per density-model norm (variant
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     :return: exit status (0 ok, 1 some run failed, 2 bad config)
     """
     from agents.pipeline.sweep import preflight
-    from agents.studies.cli import run_variant_grids, study_parser
+    from agents.studies.cli import command_error, finish, run_variant_grids, study_parser
 
     parser = study_parser(PROG, DESCRIPTION, "variant")
     parser.add_argument("--density-norms", nargs="+", default=list(DENSITY_NORMS), help="one pc-<norm> variant each")
@@ -243,8 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for _, config in configs:
             preflight(config, args.config)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return command_error(err)
     failed, note = run_variant_grids(configs, args.workers, skip=args.report_only)
     base = load_config(args.config, args.overrides)
     variants = [name for name, _ in configs]
@@ -255,8 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.solved_return,
         note,
     )
-    print(f"report: {path}")
-    return 1 if failed else 0
+    return finish(path, failed)
 
 
 if __name__ == "__main__":

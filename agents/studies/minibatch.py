@@ -1,6 +1,6 @@
 """Study experiment 2: final return vs minibatch size (PPO/A2C minibatch, DQN replay batch), per norm.
 
-``python -m agents.studies.minibatch configs/study_minibatch.yaml [key=value ...] [--batch-sizes 16 64 256]``
+``python -m agents study minibatch configs/study_minibatch.yaml [key=value ...] [--batch-sizes 16 64 256]``
 
 The config is an ordinary experiment config (norms x envs x seeds); this script runs its grid once per
 minibatch size (``hyperparams.default.batch_size``), each into ``<runs_dir>/<experiment>/mb<size>/`` (an
@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     :return: exit status (0 ok, 1 some run failed, 2 bad config)
     """
     from agents.pipeline.sweep import preflight
-    from agents.studies.cli import run_variant_grids, study_parser
+    from agents.studies.cli import command_error, finish, run_variant_grids, study_parser
 
     parser = study_parser(PROG, DESCRIPTION, "size")
     parser.add_argument(
@@ -226,15 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs = minibatch_configs(args.config, args.batch_sizes, args.overrides)
         preflight(configs[0][1], args.config)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return command_error(err)
     failed, note = run_variant_grids(configs, args.workers, skip=args.report_only)
     base = load_config(args.config, args.overrides)
     path = report(
         Path(base.runs_dir) / base.experiment, Path(base.reports_dir) / base.experiment, args.batch_sizes, note
     )
-    print(f"report: {path}")
-    return 1 if failed else 0
+    return finish(path, failed)
 
 
 if __name__ == "__main__":
