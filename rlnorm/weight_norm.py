@@ -10,7 +10,13 @@ adds what it lacks:
 * :class:`MeanOnlyBatchNorm` -- the paper's companion: subtract the batch mean, no division;
 * :func:`enable_weight_cache` -- compute each normalized weight once per forward pass instead of at every access;
 * :func:`set_inference_cache` -- while enabled, gradient-free calls (rollouts, ``predict``) reuse each normalized
-  weight until its parameters change, so small-batch inference pays no WN overhead.
+  weight until its parameters change, so small-batch inference pays no WN overhead;
+* :class:`TrackedParameter` -- ``g`` and ``v`` are parameters whose ``.data`` shares their version counter, so
+  every in-place write (optimizer steps, ``load_state_dict``, and also ``p.data.mul_``, polyak updates, weight
+  surgery) is visible to that cache;
+* pickling -- weight-normalized modules pickle, deep-copy and go through ``torch.save`` (torch refuses to pickle
+  parametrized modules); they are rebuilt from their plain state plus their parametrizations
+  (:func:`picklable_parametrizations_`).
 
 Gradients, as autograd computes them through the reparametrization (tested against these closed forms)::
 
@@ -20,13 +26,14 @@ Gradients, as autograd computes them through the reparametrization (tested again
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _WeightNorm
-from torch.nn.utils.parametrizations import weight_norm as _torch_weight_norm
 
 #: Standard deviation of the direction ``v`` drawn by the data-dependent initialization (as in the paper).
 DATA_INIT_V_STD = 0.05
@@ -35,15 +42,133 @@ cached = parametrize.cached
 """Context manager: inside it every parametrized weight is computed once and reused (torch's own cache)."""
 
 
+_TENSOR_DATA = torch._C.TensorBase.data
+
+
+class TrackedParameter(nn.Parameter):
+    """An ``nn.Parameter`` whose ``.data`` writes bump its version counter.
+
+    ``p.data`` of a plain parameter is an alias with a version counter of its own, so ``p.data.mul_(0.5)`` (weight
+    surgery, checkpoint averaging, SB3's ``polyak_update``) leaves ``p._version`` unchanged and a cache keyed on
+    it stale. Here ``p.data`` is ``p.detach()``, which shares the counter, and ``p.data = t`` bumps it. Everything
+    else is ``nn.Parameter``: optimizers, ``state_dict``, ``deepcopy`` and pickling keep the class.
+
+    One difference: an in-place write through ``.data`` while ``p`` is saved for a pending backward pass raises
+    autograd's "modified by an inplace operation" error instead of silently corrupting the gradient.
+    """
+
+    @property  # type: ignore[override]
+    def data(self) -> torch.Tensor:
+        return self.detach()
+
+    @data.setter
+    def data(self, value: torch.Tensor) -> None:
+        _TENSOR_DATA.__set__(self, value)
+        torch.autograd.graph.increment_version(self)
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        return TrackedParameter, (self.detach(), self.requires_grad)
+
+    def __repr__(self) -> str:
+        return f"TrackedParameter containing:\n{self.detach()!r}"
+
+
+def _load_legacy_wn_keys(
+    state_dict: dict,
+    prefix: str,
+    local_metadata: dict,
+    strict: bool,
+    missing: list,
+    unexpected: list,
+    errors: list,
+    *,
+    name: str,
+) -> None:
+    """Load-state-dict pre-hook: ``<name>_g`` / ``<name>_v`` (``torch.nn.utils.weight_norm``) -> g / v."""
+    g_key, v_key = f"{prefix}{name}_g", f"{prefix}{name}_v"
+    if g_key in state_dict and v_key in state_dict:
+        state_dict[f"{prefix}parametrizations.{name}.original0"] = state_dict.pop(g_key)
+        state_dict[f"{prefix}parametrizations.{name}.original1"] = state_dict.pop(v_key)
+
+
+def _is_wn_compat_hook(hook: Any) -> bool:
+    fn = getattr(hook, "hook", hook)
+    if isinstance(fn, functools.partial):
+        return fn.func is _load_legacy_wn_keys
+    return getattr(fn, "__name__", "") == "_weight_norm_compat_hook"  # torch's own, a closure (not picklable)
+
+
+def _new_module(cls: type[nn.Module]) -> nn.Module:
+    return cls.__new__(cls)
+
+
+def _reduce_parametrized(self: nn.Module, protocol: Any) -> tuple:
+    """``__reduce_ex__`` of a parametrized module: its plain state plus, per tensor, parametrizations + originals."""
+    state = dict(self.__dict__)
+    modules = dict(state["_modules"])
+    records = {}
+    for tensor_name, plist in modules.pop("parametrizations").items():
+        records[tensor_name] = (list(plist), dict(plist._parameters), dict(plist._buffers), plist.is_tensor)
+    state["_modules"] = modules
+    hooks = state["_load_state_dict_pre_hooks"]
+    state["_load_state_dict_pre_hooks"] = type(hooks)((k, h) for k, h in hooks.items() if not _is_wn_compat_hook(h))
+    # torch's injected class derives from the module's own class, which is importable
+    return _new_module, (type(self).__bases__[0],), (state, records), None, None, _restore_parametrized
+
+
+@torch.no_grad()
+def _restore_parametrized(module: nn.Module, state: tuple[dict, dict]) -> None:
+    plain_state, records = state
+    nn.Module.__setstate__(module, plain_state)
+    for tensor_name, (parametrizations, params, buffers, is_tensor) in records.items():
+        originals = {**params, **buffers}
+        ordered = [originals["original"]] if is_tensor else [originals[f"original{i}"] for i in range(len(originals))]
+        # the effective weight, as a placeholder for register_parametrization to start from
+        weight = functools.reduce(lambda x, p: p(x), parametrizations[1:], parametrizations[0](*ordered))
+        for p in parametrizations:
+            if isinstance(p, InferenceCachedWeightNorm):
+                p.clear()
+        module.register_parameter(tensor_name, nn.Parameter(weight, requires_grad=False))
+        for p in parametrizations:
+            parametrize.register_parametrization(module, tensor_name, p, unsafe=True)
+        plist = module.parametrizations[tensor_name]
+        for key, value in params.items():
+            setattr(plist, key, value)  # the very objects an optimizer pickled alongside refers to
+        for key, value in buffers.items():
+            plist.register_buffer(key, value)
+        if isinstance(parametrizations[0], _WeightNorm):
+            module._register_load_state_dict_pre_hook(functools.partial(_load_legacy_wn_keys, name=tensor_name))
+    picklable_parametrizations_(module)
+
+
+def picklable_parametrizations_(module: nn.Module) -> nn.Module:
+    """Let every parametrized module inside ``module`` pickle (``pickle``, ``torch.save``, multiprocessing, Ray).
+
+    Torch refuses to pickle parametrized modules; each one gets a ``__reduce_ex__`` that saves its plain state,
+    its parametrization modules and their original tensors, and rebuilds the module with
+    ``register_parametrization`` on load. Parameter identity is kept within one pickle (an optimizer pickled
+    with the module still refers to the module's ``g`` and ``v``). :func:`apply_weight_norm` calls this; call it
+    on modules parametrized by other code (e.g. torch's ``weight_norm``). ``copy.deepcopy`` already works.
+
+    :return: ``module``
+    """
+    for m in module.modules():
+        if parametrize.is_parametrized(m) and "__reduce_ex__" not in type(m).__dict__:
+            type(m).__reduce_ex__ = _reduce_parametrized  # the class torch made for this module alone
+    return module
+
+
 class InferenceCachedWeightNorm(_WeightNorm):
     """Torch's weight-norm parametrization, plus an opt-in cache for gradient-free calls.
 
     When :attr:`enabled` (see :func:`set_inference_cache`) and gradients are off, the weight ``g * v / ||v||`` is
-    reused as long as ``g`` and ``v`` are the same tensors at the same version: in-place changes through the
-    tensors themselves (an optimizer step, ``load_state_dict``, ``copy_``) bump the version and invalidate it.
-    Writes through ``.data`` do *not* bump it, which is why the cache is off by default and switched on only
-    where nothing writes the parameters that way (an SB3 policy during rollouts). With gradients on the
-    weight is always computed afresh, exactly as torch does. The cache holds one weight-sized tensor.
+    reused as long as ``g`` and ``v`` are the same tensors at the same version: in-place changes (an optimizer
+    step, ``load_state_dict``, ``copy_``) bump the version and invalidate it. A plain ``nn.Parameter``'s
+    ``.data`` has a version counter of its own, so writes through it would go unseen; layers built by
+    :func:`apply_weight_norm` hold :class:`TrackedParameter` originals, whose ``.data`` writes bump the version
+    too. Writes that bypass torch entirely (through a NumPy view of the storage) are not seen: call
+    :func:`set_inference_cache` with ``False`` after those. With gradients on the weight is always computed
+    afresh, exactly as torch does. The cache holds one weight-sized tensor.
     """
 
     def __init__(self, dim: int | None = 0) -> None:
@@ -109,10 +234,13 @@ def apply_weight_norm(module: nn.Module, name: str = "weight", dim: int = 0) -> 
         raise ValueError(f"{type(module).__name__}.{name} is already weight-normalized")
     if not isinstance(getattr(module, name, None), torch.Tensor):
         raise ValueError(f"{type(module).__name__} has no tensor parameter {name!r} to weight-normalize")
-    # torch registers the parametrization (and its legacy state-dict hook); we swap in the caching subclass
-    _torch_weight_norm(module, name=name, dim=dim)
-    module.parametrizations[name][0] = InferenceCachedWeightNorm(dim)
-    return module
+    parametrize.register_parametrization(module, name, InferenceCachedWeightNorm(dim), unsafe=True)
+    parametrizations = module.parametrizations[name]
+    for key in ("original0", "original1"):  # g, v: .data writes must reach the cache's version check
+        setattr(parametrizations, key, TrackedParameter(getattr(parametrizations, key).detach()))
+    # what torch's weight_norm adds: state dicts of the old torch.nn.utils.weight_norm (`weight_g`, `weight_v`) load
+    module._register_load_state_dict_pre_hook(functools.partial(_load_legacy_wn_keys, name=name))
+    return picklable_parametrizations_(module)
 
 
 def remove_weight_norm(module: nn.Module, name: str = "weight") -> nn.Module:
