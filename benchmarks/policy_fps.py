@@ -29,38 +29,23 @@ import ale_py
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
 from agents.policies import register_policies
+from envs.minatar import ChannelFirstBinary, register_minatar
 
 register_policies()
 
 DEFAULT_NORMS = ("none", "wn", "wn+mobn", "bn", "ln", "gn", "in", "sn", "brn", "rms")
 
 
-class MinAtarChannelFirst(gym.ObservationWrapper):
-    """MinAtar's ``(10, 10, C)`` bool frames as ``Box(0, 1, (C, 10, 10), uint8)``."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        h, w, c = env.observation_space.shape
-        self.observation_space = spaces.Box(0, 1, (c, h, w), np.uint8)
-
-    def observation(self, observation: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.transpose(observation, (2, 0, 1)), dtype=np.uint8)
-
-
 def make_env(name: str, n_envs: int, seed: int) -> VecEnv:
     """``ALE/<Game>-v5`` with SB3's Atari preprocessing and 4 stacked frames, or ``minatar`` (Breakout)."""
     if name == "minatar":
-        import minatar.gym
-
-        if "MinAtar/Breakout-v1" not in gym.registry:
-            minatar.gym.register_envs()
-        return make_vec_env("MinAtar/Breakout-v1", n_envs=n_envs, seed=seed, wrapper_class=MinAtarChannelFirst)
+        register_minatar()
+        return make_vec_env("MinAtar/Breakout-v1", n_envs=n_envs, seed=seed, wrapper_class=ChannelFirstBinary)
     gym.register_envs(ale_py)
     return VecFrameStack(make_atari_env(name, n_envs=n_envs, seed=seed), n_stack=4)
 
