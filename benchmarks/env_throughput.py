@@ -90,7 +90,7 @@ def report(title: str, pipelines: dict[str, Callable[[], VecEnv]], n_steps: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--env", default="ALE/Breakout-v5", help="an ALE/<Game>-v5 id")
     parser.add_argument("--n-envs", type=int, default=4, help="parallel envs in every Atari pipeline")
     parser.add_argument("--steps", type=int, default=4000, help="env steps timed per Atari pipeline")

@@ -41,7 +41,7 @@ CNN_ARMS: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--env", default=None, help="env id (default CartPoleNoVel-v1, or ALE/Pong-v5 with --cnn)")
     parser.add_argument("--cnn", action="store_true", help="compare the Cnn policies (image env)")
     parser.add_argument("--n-envs", type=int, default=8)

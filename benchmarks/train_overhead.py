@@ -22,7 +22,7 @@ from agents.policies.algos import algo_class, policy_for
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--steps", type=int, default=16384)
     parser.add_argument("--norm", default="bn")
     parser.add_argument("--rounds", type=int, default=2)
