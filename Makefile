@@ -27,7 +27,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+# lint first: CI runs `make test`, so a lint error fails it as a test would
 test: install
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 test-all: install
