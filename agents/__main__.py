@@ -41,6 +41,13 @@ USAGE = (
 )
 
 
+STUDY_USAGE = (
+    "usage: python -m agents study NAME [ARGS ...]\n\n"
+    f"NAME: {', '.join(STUDIES)} (docs/results.md says which experiment each one is)\n"
+    "python -m agents study NAME --help shows its arguments."
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to the chosen command.
 
@@ -53,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "study":
+        if rest[:1] in (["-h"], ["--help"]):
+            print(STUDY_USAGE)
+            return 0
         if not rest or rest[0] not in STUDIES:
             got = repr(rest[0]) if rest else "nothing"
             print(f"error: study NAME must be one of {', '.join(STUDIES)}; got {got}", file=sys.stderr)
