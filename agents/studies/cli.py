@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from agents.config import ExperimentConfig
-from agents.pipeline.sweep import run_grid
+from agents.config import ConfigError, ExperimentConfig, load_config
+from agents.pipeline.sweep import preflight, run_grid
 
 
 def study_parser(prog: str, description: str, arm: str) -> argparse.ArgumentParser:
@@ -28,11 +29,11 @@ def study_parser(prog: str, description: str, arm: str) -> argparse.ArgumentPars
 
 
 def run_variant_grids(
-    configs: Sequence[tuple[str, ExperimentConfig]], workers: int | None = None, skip: bool = False
+    configs: Sequence[tuple[Any, ExperimentConfig]], workers: int | None = None, skip: bool = False
 ) -> tuple[int, str]:
     """Run each variant's grid in turn (a study's arms) and say how long it took.
 
-    :param configs: ``(variant name, config)`` pairs, run in order
+    :param configs: ``(arm, config)`` pairs (an arm is a variant name or a minibatch size), run in order
     :param workers: parallel runs per grid; ``None`` takes ``sweep.workers``
     :param skip: run nothing (report-only): the timing part of the note is left out
     :return: the number of failed runs, and a note such as ``"20000 steps per run; this invocation took 5 s"``
@@ -68,3 +69,33 @@ def finish(report: Path, failed: int = 0) -> int:
     if failed:
         print(f"{failed} run(s) failed: their '[i/n] failed' lines above say why", file=sys.stderr)
     return 1 if failed else 0
+
+
+#: writes a study's report: ``(study_dir, out_dir, arms, note) -> report path``
+ReportWriter = Callable[[Path, Path, list[Any], str], Path]
+
+
+def run_arms(
+    args: argparse.Namespace, arm_configs: Callable[[], Sequence[tuple[Any, ExperimentConfig]]], report: ReportWriter
+) -> int:
+    """What a multi-arm study's ``main`` does once its arguments are parsed: check every arm's config, run the
+    grids (finished runs are skipped), write the report, say how it went.
+
+    :param args: the parsed :func:`study_parser` arguments (``config``, ``overrides``, ``workers``, ``report_only``)
+    :param arm_configs: builds the ``(arm, config)`` pairs; a :class:`~agents.config.ConfigError` it raises is a
+        bad command line
+    :param report: writes the report of ``<runs_dir>/<experiment>`` into ``<reports_dir>/<experiment>``
+    :return: exit status: 0 ok, 1 some run failed, 2 bad config
+    """
+    try:
+        configs = arm_configs()
+        for _, config in configs:
+            preflight(config, args.config)
+    except ConfigError as err:
+        return command_error(err)
+    failed, note = run_variant_grids(configs, args.workers, skip=args.report_only)
+    base = load_config(args.config, args.overrides)
+    path = report(
+        Path(base.runs_dir) / base.experiment, Path(base.reports_dir) / base.experiment, [a for a, _ in configs], note
+    )
+    return finish(path, failed)

@@ -229,8 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: command-line arguments
     :return: exit status (0 ok, 1 some run failed, 2 bad config)
     """
-    from agents.pipeline.sweep import preflight
-    from agents.studies.cli import command_error, finish, run_variant_grids, study_parser
+    from agents.studies.cli import run_arms, study_parser
 
     parser = study_parser(PROG, DESCRIPTION, "variant")
     parser.add_argument("--density-norms", nargs="+", default=list(DENSITY_NORMS), help="one pc-<norm> variant each")
@@ -238,23 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--solved-return", type=float, default=SOLVED_RETURN, help="evaluation return that counts as solved"
     )
     args = parser.parse_args(argv)
-    try:
-        configs = exploration_configs(args.config, args.density_norms, args.overrides)
-        for _, config in configs:
-            preflight(config, args.config)
-    except ConfigError as err:
-        return command_error(err)
-    failed, note = run_variant_grids(configs, args.workers, skip=args.report_only)
-    base = load_config(args.config, args.overrides)
-    variants = [name for name, _ in configs]
-    path = report(
-        Path(base.runs_dir) / base.experiment,
-        Path(base.reports_dir) / base.experiment,
-        variants,
-        args.solved_return,
-        note,
+    return run_arms(
+        args,
+        lambda: exploration_configs(args.config, args.density_norms, args.overrides),
+        lambda study_dir, out_dir, variants, note: report(study_dir, out_dir, variants, args.solved_return, note),
     )
-    return finish(path, failed)
 
 
 if __name__ == "__main__":

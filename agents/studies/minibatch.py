@@ -214,25 +214,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: command-line arguments
     :return: exit status (0 ok, 1 some run failed, 2 bad config)
     """
-    from agents.pipeline.sweep import preflight
-    from agents.studies.cli import command_error, finish, run_variant_grids, study_parser
+    from agents.studies.cli import run_arms, study_parser
 
     parser = study_parser(PROG, DESCRIPTION, "size")
     parser.add_argument(
         "--batch-sizes", type=int, nargs="+", default=list(MINIBATCH_SIZES), help="one grid per minibatch size"
     )
     args = parser.parse_args(argv)
-    try:
-        configs = minibatch_configs(args.config, args.batch_sizes, args.overrides)
-        preflight(configs[0][1], args.config)
-    except ConfigError as err:
-        return command_error(err)
-    failed, note = run_variant_grids(configs, args.workers, skip=args.report_only)
-    base = load_config(args.config, args.overrides)
-    path = report(
-        Path(base.runs_dir) / base.experiment, Path(base.reports_dir) / base.experiment, args.batch_sizes, note
-    )
-    return finish(path, failed)
+    return run_arms(args, lambda: minibatch_configs(args.config, args.batch_sizes, args.overrides), report)
 
 
 if __name__ == "__main__":
