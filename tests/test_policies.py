@@ -15,9 +15,9 @@ from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
-from agents import dqn_policies
 from agents.policies import ALIAS_NORMS, register_policies
 from agents.policies import actor_critic as ac_policies
+from agents.policies import dqn as dqn_policies
 from agents.policies.extractors import NormCombinedExtractor, NormNatureCNN, NormSmallCNN
 from rlnorm.norms import BatchNorm, InstanceNorm, LayerNorm
 from rlnorm.weight_norm import MeanOnlyBatchNorm, is_weight_normalized

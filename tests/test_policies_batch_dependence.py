@@ -8,9 +8,9 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from agents import dqn_policies
 from agents.policies import ALIAS_NORMS
 from agents.policies import actor_critic as ac_policies
+from agents.policies import dqn as dqn_policies
 from rlnorm.diagnostics import batch_dependence
 from rlnorm.layers import BATCH_DEPENDENT_NORMS
 

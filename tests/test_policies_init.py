@@ -15,6 +15,7 @@ from torch import nn
 
 from agents.policies import actor_critic as ac_policies
 from agents.policies import register_policies
+from agents.policies.options import DATA_INIT_FLAG
 from rlnorm.layers import linear, weight_layers
 from rlnorm.weight_norm import is_weight_normalized, wn_g
 from tests._policy_envs import cartpole_env, minatar_env
@@ -126,7 +127,8 @@ def test_wn_data_init_runs_on_the_first_rollout_batch_before_the_first_update(al
 def test_wn_data_init_is_saved_and_not_redone_after_load(tmp_path):
     model = PPO("WnMlpPolicy", cartpole_env(), n_steps=32, batch_size=64, seed=0, policy_kwargs=dict(wn_data_init=True))
     model.learn(64)
-    assert model.policy.state_dict()["_extra_state"] == {"wn_data_initialized": True}
+    flag = model.policy.state_dict()[DATA_INIT_FLAG]
+    assert flag.is_floating_point() and flag.item() == 1.0
     model.save(tmp_path / "m.zip")
     loaded = PPO.load(tmp_path / "m.zip")
     assert loaded.policy.wn_data_init and not loaded.policy.data_init_pending

@@ -13,6 +13,7 @@ import torch
 from stable_baselines3 import A2C, DQN, PPO
 
 from agents.policies import ALIAS_NORMS, register_policies
+from agents.policies.options import DATA_INIT_FLAG
 from tests._policy_envs import cartpole_env, minatar_env
 
 register_policies()
@@ -36,7 +37,7 @@ for name, algo, path in json.loads(sys.argv[1]):
     with torch.no_grad():
         t = torch.as_tensor(obs)
         values = model.policy.q_net(t) if algo == "DQN" else model.policy.predict_values(t)
-    extra = model.policy.state_dict().get("_extra_state")
+    extra = float(model.policy.state_dict()["wn_data_initialized"])
     out[name] = {"actions": actions.tolist(), "values": values.numpy().tolist(), "extra": extra}
 print(json.dumps(out))
 """
@@ -83,7 +84,7 @@ def test_every_policy_round_trips_through_save_and_load_in_a_fresh_process(tmp_p
         path = str(tmp_path / f"{name}.zip")
         model.save(path)
         np.save(path + ".obs.npy", obs)
-        expected[name] = (*_outputs(model, algo, obs), model.policy.state_dict().get("_extra_state"))
+        expected[name] = (*_outputs(model, algo, obs), float(model.policy.state_dict()[DATA_INIT_FLAG]))
         jobs.append((name, algo, path))
     result = subprocess.run(
         [sys.executable, "-c", LOADER, json.dumps(jobs)],

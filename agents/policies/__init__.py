@@ -1,18 +1,23 @@
-"""Norm-aware Stable-Baselines3 policies, one module per algorithm family, and their string aliases.
+"""Norm-aware Stable-Baselines3 and sb3-contrib policies, one module per algorithm family, and their aliases.
 
-- :mod:`~agents.policies.actor_critic`: PPO and A2C; :mod:`~agents.policies.dqn`: DQN;
-  :mod:`~agents.policies.recurrent`: RecurrentPPO (WN-LSTM / LN-LSTM).
-- :mod:`~agents.policies.extractors`: the norm-aware features extractors and MLPs they share;
-  :mod:`~agents.policies.options`: the option checks, WN-correct init and rollout weight cache they share.
+- :mod:`~agents.policies.actor_critic`: PPO, A2C, TRPO; :mod:`~agents.policies.maskable`: MaskablePPO;
+  :mod:`~agents.policies.recurrent`: RecurrentPPO (WN-LSTM / LN-LSTM);
+  :mod:`~agents.policies.dqn`: DQN; :mod:`~agents.policies.qrdqn`: QR-DQN (shared: :mod:`~.value_based`);
+  :mod:`~agents.policies.sac`: SAC; :mod:`~agents.policies.td3`: TD3 and DDPG; :mod:`~agents.policies.tqc`: TQC;
+  :mod:`~agents.policies.crossq`: CrossQ (shared: :mod:`~agents.policies.continuous`).
+- :mod:`~agents.policies.base`: the constructor prologue and alias classes every family shares;
+  :mod:`~agents.policies.extractors`: the norm-aware features extractors and MLPs;
+  :mod:`~agents.policies.options`: the option checks, WN-correct init, data-init flag and rollout weight cache.
 - :mod:`~agents.policies.algos`: which algorithm class and policy an experiment arm uses.
 
-``import agents`` calls :func:`register_policies`, after which ``PPO("WnCnnPolicy", env)`` and the other names
-of the README's table work.
+``import agents`` calls :func:`register_policies`, after which ``PPO("WnCnnPolicy", env)``,
+``SAC("LnMlpPolicy", env)`` and the other names of the README's table work.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from agents.policies import actor_critic
@@ -21,19 +26,53 @@ from agents.policies.dqn import dqn_aliases
 from agents.policies.options import ALIAS_NORMS
 from agents.policies.recurrent import recurrent_aliases
 
-__all__ = ["ALIAS_NORMS", "actor_critic_aliases", "dqn_aliases", "recurrent_aliases", "register_policies"]
+__all__ = [
+    "ALIAS_NORMS",
+    "actor_critic_aliases",
+    "algorithm_aliases",
+    "dqn_aliases",
+    "recurrent_aliases",
+    "register_policies",
+]
+
+
+def algorithm_aliases() -> dict[str, tuple[type, dict[str, type]]]:
+    """Algorithm name -> (algorithm class, the norm policy aliases it gets), for every SB3/sb3-contrib algorithm."""
+    from sb3_contrib import QRDQN, TQC, TRPO, CrossQ, MaskablePPO, RecurrentPPO
+    from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
+
+    from agents.policies.crossq import crossq_aliases
+    from agents.policies.maskable import maskable_aliases
+    from agents.policies.qrdqn import qrdqn_aliases
+    from agents.policies.sac import sac_aliases
+    from agents.policies.td3 import td3_aliases
+    from agents.policies.tqc import tqc_aliases
+
+    table: dict[str, tuple[type, Callable[[], dict[str, type]]]] = {
+        "PPO": (PPO, actor_critic_aliases),
+        "A2C": (A2C, actor_critic_aliases),
+        "TRPO": (TRPO, actor_critic_aliases),
+        "MaskablePPO": (MaskablePPO, maskable_aliases),
+        "RecurrentPPO": (RecurrentPPO, recurrent_aliases),
+        "DQN": (DQN, dqn_aliases),
+        "QRDQN": (QRDQN, qrdqn_aliases),
+        "SAC": (SAC, sac_aliases),
+        "TD3": (TD3, td3_aliases),
+        "DDPG": (DDPG, td3_aliases),
+        "TQC": (TQC, tqc_aliases),
+        "CrossQ": (CrossQ, crossq_aliases),
+    }
+    return {name: (algo, aliases()) for name, (algo, aliases) in table.items()}
 
 
 def register_policies() -> None:
     """Add the norm policy aliases to each algorithm's ``policy_aliases`` (idempotent)."""
-    from sb3_contrib import RecurrentPPO
-    from stable_baselines3 import A2C, DQN, PPO
-
-    # each of these classes owns its dict (SB3 defines one per algorithm), so updating in place is safe
-    for algo in (PPO, A2C):
-        algo.policy_aliases.update(actor_critic_aliases())
-    DQN.policy_aliases.update(dqn_aliases())
-    RecurrentPPO.policy_aliases.update(recurrent_aliases())
+    for algo, aliases in algorithm_aliases().values():
+        # SB3 defines one dict per algorithm class, except where a subclass inherits it (DDPG shares TD3's):
+        # give the class a dict of its own before updating, so no other algorithm's names change
+        if "policy_aliases" not in vars(algo):
+            algo.policy_aliases = dict(algo.policy_aliases)
+        algo.policy_aliases.update(aliases)
 
 
 def __getattr__(name: str) -> Any:

@@ -16,12 +16,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 def algo_class(name: str) -> type[BaseAlgorithm]:
     """The algorithm class of a config's ``algo``.
 
-    :param name: ``PPO``, ``A2C``, ``DQN`` or ``RecurrentPPO``
+    :param name: an algorithm of :func:`agents.policies.algorithm_aliases`: ``PPO``, ``A2C``, ``DQN``, ``SAC``,
+        ``TD3``, ``DDPG`` (SB3), ``RecurrentPPO``, ``QRDQN``, ``TQC``, ``TRPO``, ``MaskablePPO``, ``CrossQ``
+        (sb3-contrib)
     """
-    from sb3_contrib import RecurrentPPO
-    from stable_baselines3 import A2C, DQN, PPO
+    from agents.policies import algorithm_aliases
 
-    classes: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "A2C": A2C, "DQN": DQN, "RecurrentPPO": RecurrentPPO}
+    classes = {algo: cls for algo, (cls, _) in algorithm_aliases().items()}
     if name not in classes:
         raise ValueError(f"algo: must be one of {', '.join(classes)}; got {name!r}")
     return classes[name]
@@ -47,15 +48,15 @@ def policy_for(algo: str, network: str, norm: str) -> tuple[type, dict[str, Any]
     :param norm: the arm's norm
     :return: (policy class, policy kwargs to merge into the config's ``policy_kwargs``)
     """
-    family = "Cnn" if network == "cnn" else "Mlp"
     if algo == "RecurrentPPO":
         from agents.policies.recurrent import recurrent_policy_for
 
         return recurrent_policy_for(network, norm)
-    if algo == "DQN":
-        from agents.policies.dqn import dqn_aliases
+    from agents.policies import algorithm_aliases
 
-        return dqn_aliases()[f"Norm{family}Policy"], {"norm": norm}
-    from agents.policies.actor_critic import actor_critic_aliases
-
-    return actor_critic_aliases()[f"Norm{family}Policy"], {"norm": norm}
+    algo_class(algo)  # names the allowed algorithms when `algo` is not one
+    name = f"Norm{'Cnn' if network == 'cnn' else 'Mlp'}Policy"
+    aliases = algorithm_aliases()[algo][1]
+    if name not in aliases:
+        raise ValueError(f"network: {algo} has no {network} policy (its policies: {', '.join(aliases)})")
+    return aliases[name], {"norm": norm}

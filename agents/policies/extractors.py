@@ -66,6 +66,8 @@ class NormMlpExtractor(MlpExtractor):
     :param norm: normalization of the hidden layers, one of :data:`rlnorm.layers.LAYER_NORMS`
     :param norm_kwargs: options of the normalization
     :param device: torch device
+    :param actor_norm: normalization of the policy layers (default ``norm``)
+    :param critic_norm: normalization of the value layers (default ``norm``)
     """
 
     def __init__(
@@ -76,6 +78,8 @@ class NormMlpExtractor(MlpExtractor):
         norm: str = "none",
         norm_kwargs: dict[str, Any] | None = None,
         device: torch.device | str = "auto",
+        actor_norm: str | None = None,
+        critic_norm: str | None = None,
     ) -> None:
         super().__init__(feature_dim, net_arch, activation_fn, device)
         if isinstance(net_arch, dict):
@@ -84,19 +88,31 @@ class NormMlpExtractor(MlpExtractor):
             pi_arch = vf_arch = net_arch
         # replace SB3's plain layers; the latent sizes computed by the parent stay valid
         device = get_device(device)
-        self.policy_net = nn.Sequential(*norm_mlp(feature_dim, pi_arch, activation_fn, norm, norm_kwargs)).to(device)
-        self.value_net = nn.Sequential(*norm_mlp(feature_dim, vf_arch, activation_fn, norm, norm_kwargs)).to(device)
+        pi_norm, vf_norm = actor_norm or norm, critic_norm or norm
+        self.policy_net = nn.Sequential(*norm_mlp(feature_dim, pi_arch, activation_fn, pi_norm, norm_kwargs)).to(device)
+        self.value_net = nn.Sequential(*norm_mlp(feature_dim, vf_arch, activation_fn, vf_norm, norm_kwargs)).to(device)
         self.norm = norm
 
 
-def _check_image_box(observation_space: gym.Space, name: str) -> tuple[int, int, int]:
+def _check_image_box(observation_space: gym.Space, name: str, normalized_image: bool = False) -> tuple[int, int, int]:
+    """``(C, H, W)`` of a 3-D ``Box``, taken as channel-first.
+
+    An SB3 image space (uint8 in [0, 255], or any 3-D box with ``normalized_image``) is trusted as SB3 trusts it:
+    SB3 has transposed it with ``VecTransposeImage`` or was told to skip that, so ``C > H`` is fine (10 grey
+    channels stacked 5 times give ``(50, 41, 40)``). Any other box (MinAtar's 0/1 planes) is not transposed by SB3,
+    so a channel-last layout (``C`` larger than ``H`` or ``W``) is refused there.
+    """
     if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 3:
         raise ValueError(
             f"{name}: observation_space must be a channel-first Box of shape (C, H, W), got {observation_space}"
         )
     c, h, w = observation_space.shape
-    if c > h or c > w:
-        raise ValueError(f"{name}: observations must be channel-first (C, H, W), got shape {(c, h, w)}")
+    trusted = is_image_space(observation_space, check_channels=False, normalized_image=normalized_image)
+    if not trusted and (c > h or c > w):
+        raise ValueError(
+            f"{name}: observations must be channel-first (C, H, W), got shape {(c, h, w)} "
+            "(SB3 transposes only uint8 [0, 255] images; transpose other boxes yourself)"
+        )
     return c, h, w
 
 
@@ -127,7 +143,7 @@ class NormNatureCNN(NatureCNN):
         normalized_image: bool = False,
     ) -> None:
         check_norm(norm, field="features_extractor_kwargs['norm']")
-        c, h, w = _check_image_box(observation_space, type(self).__name__)
+        c, h, w = _check_image_box(observation_space, type(self).__name__, normalized_image)
         if min(h, w) < NATURE_MIN_SIDE:
             raise ValueError(
                 f"NormNatureCNN needs images of at least {NATURE_MIN_SIDE}x{NATURE_MIN_SIDE}, got {h}x{w}; "
@@ -186,12 +202,13 @@ class NormSmallCNN(BaseFeaturesExtractor):
         return self.linear(self.cnn(observations))
 
 
-def cnn_class_for(observation_space: gym.Space) -> type[BaseFeaturesExtractor]:
+def cnn_class_for(observation_space: gym.Space, normalized_image: bool = False) -> type[BaseFeaturesExtractor]:
     """:class:`NormNatureCNN` for images of at least 36x36 (Atari), else :class:`NormSmallCNN` (MinAtar).
 
     :param observation_space: channel-first image ``Box``
+    :param normalized_image: as SB3 (the space is an image even if not uint8 in [0, 255])
     """
-    _, h, w = _check_image_box(observation_space, "Cnn policy")
+    _, h, w = _check_image_box(observation_space, "Cnn policy", normalized_image)
     return NormNatureCNN if min(h, w) >= NATURE_MIN_SIDE else NormSmallCNN
 
 
@@ -222,7 +239,7 @@ class NormCombinedExtractor(CombinedExtractor):
         total = 0
         for key, subspace in observation_space.spaces.items():
             if is_image_space(subspace, normalized_image=normalized_image):
-                cnn_cls = cnn_class_for(subspace)
+                cnn_cls = cnn_class_for(subspace, normalized_image)
                 kwargs: dict[str, Any] = {"normalized_image": normalized_image} if cnn_cls is NormNatureCNN else {}
                 extractors[key] = cnn_cls(subspace, cnn_output_dim, norm=norm, norm_kwargs=norm_kwargs, **kwargs)
                 total += cnn_output_dim

@@ -4,8 +4,8 @@
 
     RecurrentPPO("WnLstmPolicy", "CartPoleNoVel-v1")    # WNLSTM, weight norm in the MLP heads
     RecurrentPPO("LnLstmPolicy", env)                   # LNLSTM, layer norm in the MLP heads
-    RecurrentPPO("CnnLnLstmPolicy", atari_env)          # LN CNN + LNLSTM
-    RecurrentPPO("CnnBnLstmPolicy", atari_env)          # the baseline: BN CNN + plain nn.LSTM
+    RecurrentPPO("LnCnnLstmPolicy", atari_env)          # LN CNN + LNLSTM (``CnnLnLstmPolicy`` before 0.2)
+    RecurrentPPO("BnCnnLstmPolicy", atari_env)          # the baseline: BN CNN + plain nn.LSTM
     RecurrentPPO("NormLstmPolicy", env, policy_kwargs=dict(norm="ln", lstm="wn"))
 
 Policy kwargs added to sb3-contrib's ``RecurrentActorCriticPolicy``:
@@ -26,18 +26,15 @@ from typing import Any, ClassVar
 import torch
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from agents.policies.extractors import NormMlpExtractor, cnn_class_for
-from agents.policies.options import (
-    RolloutWeightCache,
-    check_policy_norm,
-    extractor_with_norm,
-    orthogonal_init_weights,
-)
+from agents.policies.base import NormPolicyMixin
+from agents.policies.extractors import NormMlpExtractor
+from agents.policies.options import RolloutWeightCache, check_policy_norm, orthogonal_init_weights
 from rlnorm.rnn import LNLSTM, WNLSTM
+from rlnorm.weight_norm import picklable_parametrizations_
 
 #: ``lstm`` policy kwarg -> recurrent module class.
 LSTM_KINDS: dict[str, type[nn.Module]] = {"none": nn.LSTM, "wn": WNLSTM, "ln": LNLSTM}
@@ -68,7 +65,7 @@ def lstm_for_norm(norm: str) -> str:
     return {"wn": "wn", "wn+mobn": "wn", "ln": "ln"}.get(norm, "none")
 
 
-class NormRecurrentActorCriticPolicy(RolloutWeightCache, RecurrentActorCriticPolicy):
+class NormRecurrentActorCriticPolicy(RolloutWeightCache, NormPolicyMixin, RecurrentActorCriticPolicy):
     """sb3-contrib's :class:`RecurrentActorCriticPolicy` with a chosen LSTM module and normalized layers.
 
     Takes every argument of :class:`RecurrentActorCriticPolicy` plus the ones below. sb3-contrib builds
@@ -91,14 +88,12 @@ class NormRecurrentActorCriticPolicy(RolloutWeightCache, RecurrentActorCriticPol
     :param lstm_hidden_size: number of hidden units of each LSTM layer
     :param n_lstm_layers: number of LSTM layers
     :param kwargs: the other :class:`RecurrentActorCriticPolicy` arguments
+
+    A named class (``LnLstmPolicy``) fixes ``lstm`` and ``norm``: another value is an error naming both.
     """
 
     #: ``lstm`` used when the kwarg is not given
     default_lstm: ClassVar[str] = "none"
-    #: ``norm`` used when the kwarg is not given
-    default_norm: ClassVar[str] = "none"
-    #: extractor used when ``features_extractor_class`` is not given (``None``: CNN chosen by image size)
-    default_extractor: ClassVar[type[BaseFeaturesExtractor] | None] = FlattenExtractor
 
     init_weights = staticmethod(orthogonal_init_weights)
 
@@ -120,20 +115,20 @@ class NormRecurrentActorCriticPolicy(RolloutWeightCache, RecurrentActorCriticPol
         n_lstm_layers: int = 1,
         **kwargs: Any,
     ) -> None:
+        type(self).check_fixed_options(lstm=lstm)
         lstm = self.default_lstm if lstm is None else lstm
         lstm_class = lstm_class_for(lstm)
-        norm = check_policy_norm(self.default_norm if norm is None else norm, False)
         if lstm_kwargs is not None and not isinstance(lstm_kwargs, dict):
             raise ValueError(f"policy_kwargs['lstm_kwargs'] must be a dict, got {lstm_kwargs!r}")
-        if features_extractor_class is None:
-            features_extractor_class = self.default_extractor or cnn_class_for(observation_space)
-            if self.default_extractor is None and net_arch is None:
-                net_arch = []  # sb3-contrib's CnnLstmPolicy default: the heads sit directly on the LSTM
-        features_extractor_class, features_extractor_kwargs = extractor_with_norm(
-            features_extractor_class, features_extractor_kwargs, norm, norm_kwargs
+        net_arch, features_extractor_class, features_extractor_kwargs = self._setup_norms(
+            observation_space,
+            norm=norm,
+            norm_kwargs=norm_kwargs,
+            net_arch=net_arch,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
         )
         # read by _build_mlp_extractor, which the parent constructor calls
-        self.norm, self.norm_kwargs = norm, norm_kwargs
         self.lstm_kind, self.lstm_class = lstm, lstm_class
         plain = lstm_class is nn.LSTM
         super().__init__(
@@ -160,6 +155,7 @@ class NormRecurrentActorCriticPolicy(RolloutWeightCache, RecurrentActorCriticPol
                 self.lstm_critic = build()
             self.to(self.device)
             self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        picklable_parametrizations_(self)  # WNLSTM uses torch's weight_norm, which torch refuses to pickle
 
     @staticmethod
     def _process_sequence(
@@ -227,6 +223,7 @@ class WnLstmPolicy(NormRecurrentActorCriticPolicy):
 
     default_lstm = "wn"
     default_norm = "wn"
+    fixed_options: ClassVar[dict[str, Any]] = {"lstm": "wn", "norm": "wn"}
 
 
 class LnLstmPolicy(NormRecurrentActorCriticPolicy):
@@ -234,6 +231,7 @@ class LnLstmPolicy(NormRecurrentActorCriticPolicy):
 
     default_lstm = "ln"
     default_norm = "ln"
+    fixed_options: ClassVar[dict[str, Any]] = {"lstm": "ln", "norm": "ln"}
 
 
 class BnLstmPolicy(NormRecurrentActorCriticPolicy):
@@ -241,45 +239,55 @@ class BnLstmPolicy(NormRecurrentActorCriticPolicy):
 
     default_lstm = "none"
     default_norm = "bn"
+    fixed_options: ClassVar[dict[str, Any]] = {"lstm": "none", "norm": "bn"}
 
 
-class CnnWnLstmPolicy(NormRecurrentActorCriticCnnPolicy):
+class WnCnnLstmPolicy(NormRecurrentActorCriticCnnPolicy):
     """Weight-normalized CNN, :class:`~rlnorm.rnn.WNLSTM` actor and critic."""
 
     default_lstm = "wn"
     default_norm = "wn"
+    fixed_options: ClassVar[dict[str, Any]] = {"lstm": "wn", "norm": "wn"}
 
 
-class CnnLnLstmPolicy(NormRecurrentActorCriticCnnPolicy):
+class LnCnnLstmPolicy(NormRecurrentActorCriticCnnPolicy):
     """Layer-normalized CNN, :class:`~rlnorm.rnn.LNLSTM` actor and critic."""
 
     default_lstm = "ln"
     default_norm = "ln"
+    fixed_options: ClassVar[dict[str, Any]] = {"lstm": "ln", "norm": "ln"}
 
 
-class CnnBnLstmPolicy(NormRecurrentActorCriticCnnPolicy):
+class BnCnnLstmPolicy(NormRecurrentActorCriticCnnPolicy):
     """The batch-norm baseline: batch-normalized CNN, ``nn.LSTM`` actor and critic."""
 
     default_lstm = "none"
     default_norm = "bn"
+    fixed_options: ClassVar[dict[str, Any]] = {"lstm": "none", "norm": "bn"}
+
+
+# the class names before 0.2 (network before norm): saved models name them
+CnnWnLstmPolicy, CnnLnLstmPolicy, CnnBnLstmPolicy = WnCnnLstmPolicy, LnCnnLstmPolicy, BnCnnLstmPolicy
+NormRecurrentActorCriticPolicy.alias_name = "NormLstmPolicy"
+NormRecurrentActorCriticCnnPolicy.alias_name = "NormCnnLstmPolicy"
 
 
 def recurrent_aliases() -> dict[str, type[RecurrentActorCriticPolicy]]:
     """Every RecurrentPPO alias name added by rlnorm -> policy class."""
     return {
         "NormLstmPolicy": NormRecurrentActorCriticPolicy,
-        "CnnNormLstmPolicy": NormRecurrentActorCriticCnnPolicy,
+        "NormCnnLstmPolicy": NormRecurrentActorCriticCnnPolicy,
         "WnLstmPolicy": WnLstmPolicy,
         "LnLstmPolicy": LnLstmPolicy,
         "BnLstmPolicy": BnLstmPolicy,
-        "WnCnnLstmPolicy": CnnWnLstmPolicy,
-        "LnCnnLstmPolicy": CnnLnLstmPolicy,
-        "BnCnnLstmPolicy": CnnBnLstmPolicy,
-        "NormCnnLstmPolicy": NormRecurrentActorCriticCnnPolicy,
+        "WnCnnLstmPolicy": WnCnnLstmPolicy,
+        "LnCnnLstmPolicy": LnCnnLstmPolicy,
+        "BnCnnLstmPolicy": BnCnnLstmPolicy,
         # the names before 0.2 (network before norm), kept as aliases
-        "CnnWnLstmPolicy": CnnWnLstmPolicy,
-        "CnnLnLstmPolicy": CnnLnLstmPolicy,
-        "CnnBnLstmPolicy": CnnBnLstmPolicy,
+        "CnnNormLstmPolicy": NormRecurrentActorCriticCnnPolicy,
+        "CnnWnLstmPolicy": WnCnnLstmPolicy,
+        "CnnLnLstmPolicy": LnCnnLstmPolicy,
+        "CnnBnLstmPolicy": BnCnnLstmPolicy,
     }
 
 
