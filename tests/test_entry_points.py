@@ -26,6 +26,7 @@ PUBLIC_NAMES_0_1: dict[str, list[str]] = json.loads(
 #: (old module, name) of 0.1 that no longer resolves, on purpose -> why (CHANGELOG.md says it too)
 REMOVED_NAMES: dict[tuple[str, str], str] = {
     ("agents.recurrent", "register_recurrent_policies"): "agents.policies.register_policies registers every alias",
+    ("agents.norm_options", "norm_aliases"): "the alias tables are built by agents.policies.base.define_aliases",
 }
 
 #: runs every ``python -m agents COMMAND --help`` and ``python -m benchmarks.NAME --help`` in one interpreter
