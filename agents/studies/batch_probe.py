@@ -21,6 +21,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.utils import obs_as_tensor
 
 from agents.pipeline.callbacks import PolicyProbe
+from envs import NOISE_OPTIONS, make_env
 from rlnorm.diagnostics import batch_dependence
 
 BATCH_SIZES = (1, 4, 16, 64, 256)
@@ -60,8 +61,6 @@ def find_trained_runs(experiment_dir: str | Path) -> list[TrainedRun]:
 
     :param experiment_dir: ``runs/<experiment>``
     """
-    from agents.config import NOISE_OPTIONS
-
     runs = []
     for config_path in sorted(Path(experiment_dir).rglob("config.yaml")):
         run_dir = config_path.parent
@@ -71,7 +70,7 @@ def find_trained_runs(experiment_dir: str | Path) -> list[TrainedRun]:
         if info.get("algo") == "RecurrentPPO":
             continue
         run = info["run"]
-        options = {k: v for k, v in (info.get("env_options") or {}).items() if k not in NOISE_OPTIONS.values()}
+        options = {k: v for k, v in (info.get("env_options") or {}).items() if k not in NOISE_OPTIONS}
         runs.append(TrainedRun(run_dir, info["algo"], run["env"], run["norm"], int(run["seed"]), options))
     return runs
 
@@ -99,8 +98,6 @@ def collect_observations(policy: BasePolicy, run: TrainedRun, n_obs: int, seed: 
     :param n_envs: parallel envs
     :return: ``(n_obs, *obs_shape)`` in the env's dtype, shuffled
     """
-    from envs import make_env
-
     env = make_env(run.env_id, n_envs, seed, **{**run.env_options, "training": False})
     try:
         obs = env.reset()
