@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -68,9 +70,9 @@ def test_readme_block_runs(index: int, small_algorithms: None, tmp_path: Path, m
         exec(compile(code, f"README.md python block {index + 1}", "exec"), namespace)
     finally:
         for value in namespace.values():  # close the envs a snippet made (ALE threads, subprocesses)
-            close = getattr(value, "close", None)
-            if callable(close) and hasattr(value, "num_envs"):
-                close()
+            env = value.get_env() if isinstance(value, BaseAlgorithm) else value
+            if isinstance(env, VecEnv):
+                env.close()
 
 
 def test_import_envs_registers_the_ale_ids() -> None:
