@@ -175,6 +175,44 @@ def make_atari_env_single(env_id: str, config: AtariConfig) -> gym.Env:
     return env
 
 
+#: values of the ``thread_affinity`` option besides a core number
+THREAD_AFFINITY_MODES = ("auto", "none")
+
+
+def ale_threads(n_envs: int, num_threads: int = 0, thread_affinity: int | str = "auto") -> tuple[int, int]:
+    """``(num_threads, thread_affinity_offset)`` for ale-py's vector env in this process.
+
+    Unpinned, ale-py's threads run at full speed in most processes and at half speed in some (two threads
+    share a core); pinned, every process is fast. Pinning is safe only on cores this process owns
+    (:mod:`envs.cores`), so ``"auto"`` pins when the process has claimed cores (a sweep's run does) and leaves
+    placement to the OS otherwise.
+
+    :param n_envs: games in the vector env
+    :param num_threads: threads asked for (0: one per owned core, at most one per game, when pinning;
+        ale-py's default otherwise)
+    :param thread_affinity: ``"auto"``, ``"none"`` (never pin) or the first core to pin to (thread ``i`` goes
+        to core ``offset + i``)
+    :return: what to pass to ``AtariVectorEnv``
+    """
+    if thread_affinity == "none":
+        return num_threads, -1
+    if thread_affinity == "auto":
+        from envs.cores import owned_cores
+
+        owned = owned_cores()
+        if owned is None:
+            return num_threads, -1
+        threads = num_threads or min(n_envs, len(owned))
+        # more threads than owned cores: pinning would leave the range; the affinity mask still keeps them in it
+        return (threads, owned[0]) if threads <= len(owned) else (threads, -1)
+    if isinstance(thread_affinity, bool) or not isinstance(thread_affinity, int) or thread_affinity < 0:
+        raise ValueError(
+            f"thread_affinity must be one of {', '.join(THREAD_AFFINITY_MODES)} or a core number >= 0; "
+            f"got {thread_affinity!r}"
+        )
+    return num_threads or n_envs, thread_affinity
+
+
 class AleVecEnv(BatchedVecEnv):
     """ale-py's multithreaded vector env as an SB3 ``VecEnv`` (auto-reset, ``terminal_observation``, episodes).
 
@@ -188,15 +226,22 @@ class AleVecEnv(BatchedVecEnv):
     :param n_envs: number of games run in parallel
     :param config: the preprocessing
     :param num_threads: C++ worker threads (0: ale-py's default)
+    :param thread_affinity_offset: pin thread ``i`` to core ``offset + i`` (-1: no pinning); see
+        :func:`ale_threads`
     """
 
-    def __init__(self, env_id: str, n_envs: int, config: AtariConfig, num_threads: int = 0) -> None:
+    def __init__(
+        self, env_id: str, n_envs: int, config: AtariConfig, num_threads: int = 0, thread_affinity_offset: int = -1
+    ) -> None:
         self.config = config
         self.env_id = env_id
+        self.num_threads = num_threads
+        self.thread_affinity_offset = thread_affinity_offset
         self.ale = AtariVectorEnv(
             atari_game(env_id),
             n_envs,
             num_threads=num_threads,
+            thread_affinity_offset=thread_affinity_offset,
             autoreset_mode="SameStep",
             max_num_frames_per_episode=config.max_episode_frames,
             repeat_action_probability=config.sticky_actions,
