@@ -21,9 +21,12 @@ from pathlib import Path
 from agents.pipeline.progress import GridProgress
 from agents.pipeline.runs import RunResult, RunSpec
 from agents.pipeline.tb_layout import env_slug
+from envs.cores import run_owning_cores
 
 #: times Ray runs a task again after its worker process or node died (not after an exception in the run)
 MAX_RETRIES = 3
+#: Ray CPUs (and cores claimed on its node) per run
+CPUS_PER_RUN = 1
 #: seconds between two looks at the runs in flight (progress line)
 POLL_SECONDS = 0.5
 
@@ -102,10 +105,13 @@ def run_ray(
     owned = connect(num_cpus)
     try:
         # SPREAD: runs are CPU-bound, so one per node before two on any node
-        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False, scheduling_strategy="SPREAD")(
-            worker
-        )
-        refs = [task.options(name=f"{env_slug(s.env_id)}/{s.name}").remote(s, True) for s in specs]
+        task = ray.remote(
+            num_cpus=CPUS_PER_RUN, max_retries=MAX_RETRIES, retry_exceptions=False, scheduling_strategy="SPREAD"
+        )(run_owning_cores)
+        # each task owns the cores it asked Ray for, so its env may pin threads there (envs.cores)
+        refs = [
+            task.options(name=f"{env_slug(s.env_id)}/{s.name}").remote(CPUS_PER_RUN, worker, s, True) for s in specs
+        ]
         index = {ref: i for i, ref in enumerate(refs)}
         results: dict[int, RunResult] = {}
         progress = GridProgress(specs)
