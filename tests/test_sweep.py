@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,15 @@ def test_ray_backend_runs_tiny_grid(tmp_path: Path) -> None:
         final = json.loads((run_dir / "final.json").read_text())
         assert final["executed_on"]["ray_node_id"] and final["executed_on"]["pid"] != os.getpid()
         assert json.loads((run_dir / "progress.json").read_text())["num_timesteps"] == 512
+
+
+def test_ray_backend_without_ray_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from agents.pipeline.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the package
+    assert main([str(SMOKE), f"runs_dir={tmp_path}", *TINY, "--backend", "ray", "--no-compare"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: <command line>: --backend: ray is not installed; pip install -e '.[ray]'\n"
+    assert not any(tmp_path.iterdir())  # nothing ran

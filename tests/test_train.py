@@ -1,5 +1,6 @@
 """End to end: the tiny config trains two norms, writes the expected TensorBoard tags, and the report's numbers
-are the event files' numbers; finished runs are skipped; NaN stops a run and keeps the last good checkpoint."""
+are the event files' numbers; finished runs are skipped; NaN stops a run, says what it keeps (with its step) and
+keeps the last finite weights."""
 
 from __future__ import annotations
 
@@ -146,17 +147,45 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     spec = grid(config)[0]
     result = train_run(spec, extra_callbacks=[_PoisonAfter(1536)])
     assert result.status == "failed"
-    assert "non-finite" in result.message and "last good checkpoint" in result.message
     assert json.loads((spec.run_dir / "failed.json").read_text())["message"] == result.message
     assert not (spec.run_dir / "final.json").exists()
     saved = checkpoint_steps(spec.run_dir)
     assert saved is not None and 512 <= saved < result.num_timesteps
+    assert result.message.startswith(f"non-finite values after {result.num_timesteps} steps: ")
+    assert f"kept: last_finite_model.zip (the last finite weights, step {saved}); checkpoints/ up to step {saved}" in (
+        result.message
+    )
     env = make_train_env(spec)
     model = load_checkpoint(PPO, spec.run_dir, env, device="cpu")
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
     assert model.num_timesteps == saved
     env.close()
-    assert (spec.run_dir / CHECKPOINT_DIR / "last.zip").exists()
+    assert (spec.run_dir / CHECKPOINT_DIR / f"step-{saved:012d}" / "model.zip").exists()
+
+
+def test_nan_message_says_what_is_kept_and_keeps_the_last_finite_model(tmp_path: Path) -> None:
+    """Issue 21.5: a learning rate of 1e20 diverges at the first update, before any checkpoint is due; the
+    message must not promise a checkpoint, and the last finite weights (the initial ones) are kept."""
+    overrides = [
+        f"runs_dir={tmp_path}",
+        "norms=[none]",
+        "total_timesteps=4096",
+        "train.checkpoint_freq=256",
+        "hyperparams.default.learning_rate=1.0e+20",
+        "eval.freq=0",
+        "diagnostics.freq=0",
+    ]
+    spec = grid(load_config(SMOKE, overrides))[0]
+    result = train_run(spec)
+    assert result.status == "failed" and result.num_timesteps == 512
+    assert "checkpoint is kept" not in result.message
+    assert result.message.endswith(
+        "stopped, kept: last_finite_model.zip (the last finite weights, step 0); no checkpoint (none was due yet)"
+    ), result.message
+    assert checkpoint_steps(spec.run_dir) is None
+    model = PPO.load(spec.run_dir / "last_finite_model.zip", device="cpu")
+    assert model.num_timesteps == 0
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def test_pseudo_count_density_model_is_checkpointed_and_restored(tmp_path: Path)
     from stable_baselines3 import PPO
 
     from agents.exploration import PseudoCountReward
-    from agents.pipeline.checkpoints import ENV_STATE_FILE, load_checkpoint, stateful_wrapper
+    from agents.pipeline.checkpoints import ENV_STATE_FILE, list_checkpoints, load_checkpoint, stateful_wrapper
     from agents.pipeline.train import make_train_env
 
     overrides = [
@@ -111,7 +111,7 @@ def test_pseudo_count_density_model_is_checkpointed_and_restored(tmp_path: Path)
     config = load_config("configs/pseudocount_minatar.yaml", overrides)
     (spec,) = grid(config)
     assert train_run(spec).status == "finished"
-    assert (spec.run_dir / "checkpoints" / ENV_STATE_FILE).exists()
+    assert (list_checkpoints(spec.run_dir)[0].path / ENV_STATE_FILE).exists()
 
     env = make_train_env(spec)
     wrapper = stateful_wrapper(env)

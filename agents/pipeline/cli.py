@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agents.config import ConfigError, load_config
+from agents.pipeline.interrupt import stop_requested
 from agents.pipeline.runs import experiment_dir
 from agents.pipeline.sweep import preflight, run_grid
 from agents.report.compare import compare
@@ -39,19 +40,29 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents train"
 
     :param argv: command-line arguments (default ``sys.argv[1:]``)
     :param prog: program name for the help text
-    :return: exit status (0 ok, 1 some run failed, 2 bad config)
+    :return: exit status (0 ok, 1 some run failed, 2 bad config or a run that would resume with another config,
+        130 stopped by SIGINT, 143 by SIGTERM)
     """
     args = build_parser(prog, DESCRIPTION).parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)
         preflight(config, args.config)
+        results = run_grid(config, backend=args.backend, workers=args.workers)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    results = run_grid(config, backend=args.backend, workers=args.workers)
     failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        print(f"FAILED {r.run_dir}: {r.message}", file=sys.stderr)
+    stopped = [r for r in results if r.status in ("interrupted", "not started")]
+    if failed:  # each failure's line was printed when it happened; this is the summary
+        print(f"{len(failed)} of {len(results)} runs failed (details in each run's failed.json)", file=sys.stderr)
+    if stopped:
+        reason = stop_requested() or "stop"
+        print(
+            f"{reason}: {len(stopped)} of {len(results)} runs stopped before the end; run the same command again "
+            "to resume them",
+            file=sys.stderr,
+        )
+        return 143 if reason == "SIGTERM" else 130
     if not args.no_compare:
         report = compare(experiment_dir(config), Path(config.reports_dir) / config.experiment)
         print(f"report: {report}")

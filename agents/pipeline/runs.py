@@ -3,12 +3,14 @@
 One *run* is one (env, norm, seed) of a config. It writes to
 ``<runs_dir>/<experiment>/<env>/<algo>-<norm>-s<seed>/``::
 
-    config.yaml        the resolved config plus this run's env/norm/seed/policy
+    config.yaml        the resolved config the run trains with, plus its env/norm/seed/policy
+    history.jsonl      one line per start, resume, interruption, failure and finish (:mod:`~.resume`)
     tb/                TensorBoard events (SB3's rollout/, train/, time/ and ours: norm/, eval/, by_env/)
-    checkpoints/       last checkpoint (atomic), used to resume an interrupted run
+    checkpoints/       the two newest checkpoints (atomic), to resume an interrupted run (:mod:`~.checkpoints`)
     final_model.zip    the trained model
-    final.json         final metrics; its presence marks the run finished (re-running skips it)
-    failed.json        why a run stopped (e.g. NaN/inf), if it did
+    final.json         final metrics; with ``num_timesteps`` >= the configured steps it marks the run finished
+    failed.json        why a run stopped (e.g. NaN/inf, an exception and its traceback), if it did
+    last_finite_model.zip  the last weights without NaN/inf, if the run stopped on them
 """
 
 from __future__ import annotations
@@ -16,12 +18,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from agents.config import ExperimentConfig
+from agents.pipeline.checkpoints import checkpoint_steps
 from agents.pipeline.tb_layout import env_slug
 
+CONFIG_FILE = "config.yaml"
 FINAL_FILE = "final.json"
 FAILED_FILE = "failed.json"
+#: :attr:`RunResult.status` values
+STATUSES = ("finished", "skipped", "failed", "interrupted", "not started")
 
 
 @dataclass(frozen=True)
@@ -55,10 +64,11 @@ class RunResult:
     """Outcome of :func:`train_run`.
 
     :param run_dir: the run directory
-    :param status: ``finished``, ``skipped`` (finished earlier) or ``failed``
-    :param num_timesteps: steps trained in total
+    :param status: one of :data:`STATUSES`: ``finished``, ``skipped`` (finished earlier), ``failed``,
+        ``interrupted`` (stopped by a signal, resumable) or ``not started`` (the grid was stopped before it)
+    :param num_timesteps: steps trained in total (for ``interrupted``: the step it resumes from)
     :param metrics: final metrics (tag -> value)
-    :param message: why it failed
+    :param message: why it failed, or what an interruption kept
     """
 
     run_dir: str
@@ -91,3 +101,62 @@ def is_finished(run_dir: str | Path, total_timesteps: int) -> bool:
     """
     final = Path(run_dir) / FINAL_FILE
     return final.exists() and json.loads(final.read_text()).get("num_timesteps", 0) >= total_timesteps
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@dataclass(frozen=True)
+class RunState:
+    """How a run directory stands, as reports see it.
+
+    :param status: ``finished`` (reached its configured steps), ``failed`` or ``unfinished`` (stopped or still
+        running; resumable)
+    :param steps: steps reached (the final model's, else the newest checkpoint's or the failure's)
+    :param target: the run's configured ``train.total_timesteps`` (``None`` if unknown)
+    :param message: why it failed
+    """
+
+    status: str
+    steps: int
+    target: int | None
+    message: str = ""
+
+
+def run_state(run_dir: str | Path) -> RunState:
+    """Read a run directory's state from its ``final.json``, ``failed.json``, checkpoints and ``config.yaml``.
+
+    :param run_dir: the run directory
+    """
+    run_dir = Path(run_dir)
+    target = None
+    if (run_dir / CONFIG_FILE).exists():
+        doc = yaml.safe_load((run_dir / CONFIG_FILE).read_text()) or {}
+        target = (doc.get("train") or {}).get("total_timesteps")
+    final = _read_json(run_dir / FINAL_FILE)
+    done = int(final.get("num_timesteps", 0)) if final else None
+    if done is not None and (target is None or done >= int(target)):
+        return RunState("finished", done, target)
+    steps = max(done or 0, checkpoint_steps(run_dir) or 0)
+    failed = _read_json(run_dir / FAILED_FILE)
+    if failed:
+        message = str(failed.get("message", "")).splitlines()[0] if failed.get("message") else ""
+        return RunState("failed", int(failed.get("num_timesteps") or steps), target, message)
+    return RunState("unfinished", steps, target)
+
+
+def run_plan(spec: RunSpec) -> tuple[str, int | None]:
+    """What running ``spec`` will do: ``("skip", steps)`` for a finished run, ``("resume", step)`` from its
+    newest checkpoint, or ``("start", None)``.
+
+    :param spec: the run
+    """
+    if is_finished(spec.run_dir, spec.config.train.total_timesteps):
+        return "skip", int(_read_json(spec.run_dir / FINAL_FILE).get("num_timesteps", 0))
+    steps = checkpoint_steps(spec.run_dir)
+    return ("resume", steps) if steps is not None else ("start", None)

@@ -1,7 +1,9 @@
-"""One training run: build the env and the model, resume from the last checkpoint, train, evaluate, save.
+"""One training run: build the env and the model, resume from the newest checkpoint that loads, train, evaluate,
+save.
 
 :func:`train_run` is what every sweep backend calls for each cell of the grid (:mod:`agents.pipeline.sweep`);
-the folder it writes is described in :mod:`agents.pipeline.runs`.
+the folder it writes is described in :mod:`agents.pipeline.runs`, resuming in :mod:`agents.pipeline.resume`,
+stopping on a signal in :mod:`agents.pipeline.interrupt`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,20 +25,27 @@ from torch import nn
 from agents.config import NOISE_OPTIONS, ConfigError, parse_schedule, save_config
 from agents.pipeline.callbacks import HParamsCallback, NoiseEvalCallback, NormDiagnosticsCallback, ProgressCallback
 from agents.pipeline.checkpoints import (
+    CHECKPOINT_DIR,
     CheckpointCallback,
-    NonFiniteError,
-    NonFiniteGuardCallback,
+    Loaded,
     checkpoint_steps,
-    load_checkpoint,
-    non_finite_report,
+    load_latest,
+    restore_log_values,
     save_checkpoint,
     write_json_atomic,
 )
-from agents.pipeline.runs import FAILED_FILE, FINAL_FILE, RunResult, RunSpec, is_finished
+from agents.pipeline.guard import LAST_FINITE_FILE, NonFiniteError, NonFiniteGuardCallback, non_finite_report
+from agents.pipeline.interrupt import RunInterrupted, stop_requested
+from agents.pipeline.progress import RunProgressCallback, executor_info
+from agents.pipeline.resume import append_history, check_resumable, truncate_events
+from agents.pipeline.runs import CONFIG_FILE, FAILED_FILE, FINAL_FILE, RunResult, RunSpec, is_finished
 from agents.pipeline.tb_layout import ROLLOUT_RETURN, env_slug
 from agents.policies.algos import algo_class, network_for, policy_for
 
 EVAL_SEED_OFFSET = 10_000
+#: the final checkpoint's state keeps the final metrics, so a run killed before writing final.json finishes
+#: without evaluating (and logging) a second time
+FINAL_METRICS = "final_metrics"
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 
 
@@ -94,6 +104,32 @@ def make_eval_env_factory(spec: RunSpec) -> Any:
     return factory
 
 
+def _relative(path: Path, run_dir: Path) -> str:
+    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+
+
+def _resume(spec: RunSpec, algo: Any, env: VecEnv, label: str) -> Loaded:
+    """Load the newest checkpoint that loads; say in one line which newer ones did not."""
+    loaded = load_latest(algo, spec.run_dir, env, device=spec.config.device)
+    if loaded.skipped:
+        bad = "; ".join(f"{_relative(c.model_file, spec.run_dir)} ({reason})" for c, reason in loaded.skipped)
+        print(
+            f"{label}: resuming from the checkpoint at step {loaded.checkpoint.steps}: the newer one(s) do not "
+            f"load: {bad}",
+            flush=True,
+        )
+    return loaded
+
+
+def _kept_after_failure(guard: NonFiniteGuardCallback, run_dir: Path) -> str:
+    """Save the last finite weights and say, with steps, what the failed run keeps."""
+    finite_step = guard.save_last_finite(run_dir / LAST_FINITE_FILE)
+    finite = f"{LAST_FINITE_FILE} (the last finite weights, step {finite_step})" if finite_step is not None else ""
+    saved = checkpoint_steps(run_dir)
+    checkpoint = f"{CHECKPOINT_DIR}/ up to step {saved}" if saved is not None else "no checkpoint (none was due yet)"
+    return f"kept: {finite}; {checkpoint}" if finite else f"kept: {checkpoint}"
+
+
 def train_run(
     spec: RunSpec,
     *,
@@ -102,7 +138,11 @@ def train_run(
     extra_callbacks: Sequence[BaseCallback] = (),
     torch_threads: int | None = None,
 ) -> RunResult:
-    """Train one run, resuming from its last checkpoint; skip it if it already finished.
+    """Train one run, resuming from its newest checkpoint that loads; skip it if it already finished.
+
+    A run resumes (or is skipped) only with the config it ran with, except
+    :data:`agents.pipeline.resume.RESUMABLE_KEYS` (e.g. a longer ``train.total_timesteps``); its
+    ``config.yaml`` is rewritten only once the checkpoint has loaded, so it always describes the model.
 
     :param spec: the run
     :param progress_bar: override ``train.progress_bar``
@@ -111,46 +151,76 @@ def train_run(
     :param extra_callbacks: more SB3 callbacks (after the built-in ones)
     :param torch_threads: ``torch.set_num_threads`` for this process (default ``train.torch_threads``; 0 leaves
         torch's default)
-    :return: the outcome
+    :return: the outcome; ``interrupted`` when a stop was requested (:mod:`agents.pipeline.interrupt`)
+    :raises ConfigError: the config differs from the run's recorded one in a key that may not change
+    :raises CheckpointError: the run has checkpoints and none loads
     """
     config = spec.config
     run_dir = spec.run_dir
     total = config.train.total_timesteps
+    label = f"{env_slug(spec.env_id)}/{spec.name}"
     if is_finished(run_dir, total):
+        check_resumable(spec)
         final = json.loads((run_dir / FINAL_FILE).read_text())
         return RunResult(str(run_dir), "skipped", final["num_timesteps"], final.get("metrics", {}))
+    resuming = checkpoint_steps(run_dir) is not None
+    changes = check_resumable(spec) if resuming else {}
+    if stop_requested() is not None:
+        return RunResult(str(run_dir), "not started", checkpoint_steps(run_dir) or 0)
     threads = config.train.torch_threads if torch_threads is None else torch_threads
     if threads:
         torch.set_num_threads(threads)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / FAILED_FILE).unlink(missing_ok=True)
     started = time.time()
 
     env = make_train_env(spec)
-    network = network_for(env.observation_space, config.network)
-    policy_cls, policy_kwargs = policy_for(config.algo, network, spec.norm)
+    try:
+        network = network_for(env.observation_space, config.network)
+        policy_cls, policy_kwargs = policy_for(config.algo, network, spec.norm)
+        algo = algo_class(config.algo)
+        loaded = _resume(spec, algo, env, label) if resuming else None
+    except BaseException:
+        env.close()
+        raise
+    if loaded is not None:
+        model, resume_from = loaded.model, loaded.checkpoint.steps
+        # a killed run may have logged past its checkpoint: those steps are trained again
+        truncate_events(run_dir / "tb", resume_from)
+        append_history(
+            run_dir,
+            "resume",
+            step=resume_from,
+            checkpoint=_relative(loaded.checkpoint.path, run_dir),
+            changed={k: list(v) for k, v in changes.items()},
+            unloadable=[_relative(c.model_file, run_dir) for c, _ in loaded.skipped],
+        )
+    else:
+        resume_from = None
+        model = algo(
+            policy_cls, env, seed=spec.seed, device=config.device, verbose=0, **algo_kwargs(spec, policy_kwargs)
+        )
+        # a run restarting from scratch (e.g. it failed before its first checkpoint) must not mix its curves
+        # or results with those of the earlier attempt
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+        for name in (FINAL_FILE, "final_model.zip", LAST_FINITE_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+        append_history(run_dir, "start", total_timesteps=total)
+    (run_dir / FAILED_FILE).unlink(missing_ok=True)
+    # through a temp file: a run killed while writing must not leave half a config (it would refuse to resume)
+    tmp_config = run_dir / f".{CONFIG_FILE}.tmp"
     save_config(
         config,
-        run_dir / "config.yaml",
+        tmp_config,
         env=spec.env_id,
         norm=spec.norm,
         seed=spec.seed,
         network=network,
         policy=f"{policy_cls.__module__}.{policy_cls.__qualname__}",
     )
-    algo = algo_class(config.algo)
-    resume_from = checkpoint_steps(run_dir)
-    if resume_from is not None:
-        model = load_checkpoint(algo, run_dir, env, device=config.device)
-    else:
-        model = algo(
-            policy_cls, env, seed=spec.seed, device=config.device, verbose=0, **algo_kwargs(spec, policy_kwargs)
-        )
-    if resume_from is None:
-        # a run restarting from scratch (e.g. it failed before its first checkpoint) must not mix its curves
-        # with the event files of the earlier attempt
-        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+    tmp_config.replace(run_dir / CONFIG_FILE)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+    if loaded is not None:
+        restore_log_values(model, loaded.checkpoint.state.get("pending_log"))
 
     evaluator = NoiseEvalCallback(
         spec.env_id,
@@ -163,9 +233,10 @@ def train_run(
         bn_modes=config.eval.bn_modes,
     )
     diagnostics = NormDiagnosticsCallback(config.diagnostics.freq)
+    guard = NonFiniteGuardCallback()
     hparams = {"norm": spec.norm, "algo": config.algo, "env": spec.env_id, "seed": spec.seed, "network": network}
     callbacks: list[BaseCallback] = [
-        NonFiniteGuardCallback(),
+        guard,
         HParamsCallback(spec.env_id, hparams, record_hparams=resume_from is None),
         diagnostics,
         evaluator,
@@ -177,26 +248,41 @@ def train_run(
         callbacks.append(PseudoCountLogger())
     show_bar = config.train.progress_bar if progress_bar is None else progress_bar
     if show_bar:
-        label = f"{env_slug(spec.env_id)}/{spec.name}"
         callbacks.append(ProgressCallback(total, description=label, line_every=progress_lines))
+    callbacks.append(RunProgressCallback(run_dir, total))  # read by the sweep's grid line
     callbacks.extend(extra_callbacks)
 
+    # killed after its final checkpoint but before final.json: the final evaluation is logged already
+    done = loaded.checkpoint.state.get(FINAL_METRICS) if loaded is not None and model.num_timesteps >= total else None
     try:
-        remaining = max(total - model.num_timesteps, 0)
-        if remaining:
-            # reset_num_timesteps=False continues the step counter (and the TB curves) of a resumed run
-            model.learn(
-                remaining,
-                callback=CallbackList(callbacks),
-                log_interval=config.train.log_interval,
-                reset_num_timesteps=resume_from is None,
-            )
-        metrics = evaluator.evaluate_now() if model.num_timesteps else {}
-        if config.diagnostics.freq:
-            diagnostics.log_now()
-        if model.ep_info_buffer:
-            metrics[ROLLOUT_RETURN] = float(sum(e["r"] for e in model.ep_info_buffer) / len(model.ep_info_buffer))
-        model.logger.dump(model.num_timesteps)
+        if done is not None:
+            metrics = dict(done)
+        else:
+            remaining = max(total - model.num_timesteps, 0)
+            if remaining:
+                # reset_num_timesteps=False continues the step counter (and the TB curves) of a resumed run
+                model.learn(
+                    remaining,
+                    callback=CallbackList(callbacks),
+                    log_interval=config.train.log_interval,
+                    reset_num_timesteps=resume_from is None,
+                )
+            metrics = evaluator.evaluate_now() if model.num_timesteps else {}
+            if config.diagnostics.freq:
+                diagnostics.log_now()
+            if model.ep_info_buffer:
+                episodes = model.ep_info_buffer
+                metrics[ROLLOUT_RETURN] = float(sum(e["r"] for e in episodes) / len(episodes))
+            model.logger.dump(model.num_timesteps)
+    except RunInterrupted as stop:
+        append_history(run_dir, "interrupted", step=stop.steps, saved=stop.saved, reason=stop_requested())
+        if stop.saved:
+            message = f"checkpoint saved at step {stop.steps}"
+        elif resume_from is None and not stop.steps:
+            message = "stopped before its first update; starts over when re-run"
+        else:
+            message = f"nothing trained since the checkpoint at step {stop.steps}"
+        return RunResult(str(run_dir), "interrupted", stop.steps, message=message)
     except Exception as err:
         problem = non_finite_report(model)
         if not isinstance(err, NonFiniteError) and problem is None:
@@ -204,16 +290,19 @@ def train_run(
         if not isinstance(err, NonFiniteError):  # torch failed on NaN before the guard could look
             err = NonFiniteError(
                 f"non-finite values after {model.num_timesteps} steps: {problem} ({type(err).__name__} during "
-                "the update); stopped, the last good checkpoint is kept"
+                "the update)"
             )
-        write_json_atomic(run_dir / FAILED_FILE, {"message": str(err), "num_timesteps": int(model.num_timesteps)})
-        return RunResult(str(run_dir), "failed", int(model.num_timesteps), message=str(err))
+        steps = int(model.num_timesteps)
+        message = f"{err}; stopped, {_kept_after_failure(guard, run_dir)}"
+        write_json_atomic(run_dir / FAILED_FILE, {"message": message, "num_timesteps": steps})
+        append_history(run_dir, "failed", step=steps, message=message)
+        return RunResult(str(run_dir), "failed", steps, message=message)
     finally:
         evaluator.close()
         env.close()
         model.logger.close()
 
-    save_checkpoint(model, run_dir, save_replay_buffer=config.train.save_replay_buffer)
+    save_checkpoint(model, run_dir, save_replay_buffer=config.train.save_replay_buffer, extra={FINAL_METRICS: metrics})
     tmp = run_dir / ".final_model.tmp.zip"
     model.save(tmp)
     tmp.replace(run_dir / "final_model.zip")
@@ -222,6 +311,8 @@ def train_run(
         "metrics": metrics,
         "wall_time_s": time.time() - started,
         "resumed_from": resume_from,
+        "executed_on": executor_info(),
     }
     write_json_atomic(run_dir / FINAL_FILE, final)
+    append_history(run_dir, "finished", step=int(model.num_timesteps))
     return RunResult(str(run_dir), "finished", int(model.num_timesteps), metrics)
