@@ -1,4 +1,4 @@
-"""Reading an experiment's runs back from their TensorBoard event files (tbparse)."""
+"""Reading an experiment's runs back from their TensorBoard event files (tbparse), with how each run stands."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from agents.pipeline.runs import run_state
 from agents.pipeline.tb_layout import parse_noise_tag
+
+#: :func:`run_states` statuses, in report order
+RUN_STATUSES = ("finished", "unfinished", "failed")
 
 
 def find_runs(experiment_dir: str | Path) -> list[Path]:
@@ -18,11 +22,33 @@ def find_runs(experiment_dir: str | Path) -> list[Path]:
     return sorted(p.parent for p in Path(experiment_dir).rglob("config.yaml") if (p.parent / "tb").is_dir())
 
 
-def load_scalars(experiment_dir: str | Path) -> pd.DataFrame:
-    """Every scalar of every run, with the run's identity.
+def run_states(experiment_dir: str | Path) -> pd.DataFrame:
+    """How every run of an experiment stands (:func:`agents.pipeline.runs.run_state`).
 
     :param experiment_dir: ``runs/<experiment>``
-    :return: columns ``run, env, norm, seed, algo, tag, step, value``
+    :return: columns ``run, status, steps, target, message``; status is ``finished`` (reached its configured
+        steps), ``unfinished`` (interrupted or running) or ``failed``
+    """
+    rows = []
+    for run_dir in find_runs(experiment_dir):
+        state = run_state(run_dir)
+        rows.append(
+            {
+                "run": str(run_dir.relative_to(experiment_dir)),
+                "status": state.status,
+                "steps": state.steps,
+                "target": state.target,
+                "message": state.message,
+            }
+        )
+    return pd.DataFrame(rows, columns=["run", "status", "steps", "target", "message"])
+
+
+def load_scalars(experiment_dir: str | Path) -> pd.DataFrame:
+    """Every scalar of every run, with the run's identity and status (:func:`run_states`).
+
+    :param experiment_dir: ``runs/<experiment>``
+    :return: columns ``run, env, norm, seed, algo, status, tag, step, value``
     """
     from tbparse import SummaryReader
 
@@ -39,6 +65,7 @@ def load_scalars(experiment_dir: str | Path) -> pd.DataFrame:
             norm=run["norm"],
             seed=int(run["seed"]),
             algo=info["algo"],
+            status=run_state(run_dir).status,
         )
         frames.append(scalars)
     if not frames:
