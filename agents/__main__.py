@@ -2,7 +2,8 @@
 
 Commands: ``train`` and ``sweep`` (a config's grid, then its report), ``compare`` (the report of existing runs),
 ``study NAME`` (one experiment of the noise-sensitivity study), ``pixelcnn-data`` and ``pixelcnn`` (collect
-frames, train the density models). ``python -m agents COMMAND --help`` shows each one's arguments.
+frames, train the density models), ``tb-means`` (per-norm mean runs for TensorBoard).
+``python -m agents COMMAND --help`` shows each one's arguments.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("agents.report.compare", "main"),
     "pixelcnn-data": ("agents.pixelcnn.data", "main"),
     "pixelcnn": ("agents.pixelcnn.train", "main"),
+    "tb-means": ("agents.pipeline.tb_means", "main"),
 }
 #: ``study NAME`` -> module of that experiment
 STUDIES: dict[str, str] = {
@@ -36,7 +38,8 @@ USAGE = (
     "  compare RUNS_DIR               the report of existing runs (learning curves, IQM with intervals)\n"
     f"  study NAME CONFIG|RUNS_DIR     one experiment of the study; NAME: {', '.join(STUDIES)}\n"
     "  pixelcnn-data CONFIG           collect frames for the PixelCNN with the project's envs\n"
-    "  pixelcnn CONFIG                train the PixelCNN grid of a config\n\n"
+    "  pixelcnn CONFIG                train the PixelCNN grid of a config\n"
+    "  tb-means [RUNS_DIR ...]        per-norm mean runs for TensorBoard (one line, one colour per norm)\n\n"
     "python -m agents COMMAND --help shows a command's arguments."
 )
 

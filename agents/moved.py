@@ -10,7 +10,7 @@ MOVED_MODULES: dict[str, tuple[str, ...]] = {
     "agents.train": ("agents.pipeline.train", "agents.pipeline.runs", "agents.pipeline.cli"),
     "agents.sweep": ("agents.pipeline.sweep", "agents.studies.cli", "agents.pipeline.cli"),
     "agents.callbacks": ("agents.pipeline.callbacks",),
-    "agents.checkpoints": ("agents.pipeline.checkpoints",),
+    "agents.checkpoints": ("agents.pipeline.checkpoints", "agents.pipeline.guard"),
     "agents.evaluation": ("agents.pipeline.evaluation",),
     "agents.tb_layout": ("agents.pipeline.tb_layout",),
     "agents.compare": ("agents.report.compare", "agents.report.stats", "agents.report.scalars", "agents.report.tables"),

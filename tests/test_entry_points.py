@@ -8,6 +8,7 @@ became a package (read from the 0.1 source, commit ec85b2f): each must still res
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ PUBLIC_NAMES_0_1: dict[str, list[str]] = json.loads(
 REMOVED_NAMES: dict[tuple[str, str], str] = {
     ("agents.recurrent", "register_recurrent_policies"): "agents.policies.register_policies registers every alias",
     ("agents.norm_options", "norm_aliases"): "the alias tables are built by agents.policies.base.define_aliases",
+    ("agents.sweep", "PROGRESS_LINE_EVERY"): "progress lines are agents.pipeline.progress's (LINE_EVERY_NON_TTY)",
 }
 
 #: runs every ``python -m agents COMMAND --help`` and ``python -m benchmarks.NAME --help`` in one interpreter
@@ -135,6 +137,19 @@ def test_help_runs_without_docstrings(help_answers: dict) -> None:
         if help_answers[label][0] not in (0, None) or "usage:" not in help_answers[label][1]
     ]
     assert not problems, "--help under python -OO:\n" + "\n".join(problems)
+
+
+def test_every_command_goes_through_python_m_agents() -> None:
+    """``python -m agents COMMAND`` is the one entry point: a module that runs as ``__main__`` is one of its commands
+    (benchmarks apart: ``python -m benchmarks.<name>``)."""
+    commands = {module for module, _ in COMMANDS.values()} | set(STUDIES.values()) | {"agents.__main__"}
+    runnable = []
+    for path in sorted(p for package in ("agents", "envs", "rlnorm") for p in (ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        if any(isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) for node in tree.body):
+            runnable.append(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    stray = sorted(set(runnable) - commands)
+    assert not stray, f"modules with a __main__ block that python -m agents does not dispatch to: {stray}"
 
 
 def test_python_oo_m_agents_names_an_unknown_command() -> None:
