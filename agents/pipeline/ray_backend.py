@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from agents.config import ConfigError
 from agents.pipeline.progress import GridProgress
 from agents.pipeline.runs import RunResult, RunSpec
 from agents.pipeline.tb_layout import env_slug
@@ -56,6 +58,24 @@ def loopback_only() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail at once, naming the address, if nothing listens at a ``host:port`` cluster address (Ray itself
+    retries for minutes). Other forms (``auto``, ``ray://...``) are left to Ray.
+
+    :param address: ``RAY_ADDRESS``
+    :param timeout: seconds to wait for the TCP connection
+    :raises ConfigError: the head's port cannot be reached
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        problem = f"{address}: cannot reach the Ray cluster's head ({err}); is `ray start --head` running there?"
+        raise ConfigError("<environment>", "RAY_ADDRESS", problem) from None
+
+
 def connect(num_cpus: int | None = None) -> bool:
     """Connect to the cluster at ``RAY_ADDRESS``, or start a private local instance.
 
@@ -68,6 +88,7 @@ def connect(num_cpus: int | None = None) -> bool:
         return False
     address = os.environ.get("RAY_ADDRESS") or None
     if address is not None:
+        check_reachable(address)
         ray.init(address=address)
     else:
         # "local": a new instance even if `ray start` left one on this machine (another user's, maybe)
