@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.checks import check_int, check_non_negative
+from rlnorm.validation import check_int, check_non_negative
 
 DEEP_SEA_ID = "DeepSea-v0"
 
@@ -39,9 +39,9 @@ class DeepSeaEnv(gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, size: int = 10, move_cost: float = 0.01, mapping_seed: int = 0) -> None:
-        self.size = check_int(size, "size", 2)
+        self.size = size = check_int(size, "size", 2)
         self.move_cost = check_non_negative(move_cost, "move_cost")
-        check_int(mapping_seed, "mapping_seed", 0)
+        mapping_seed = check_int(mapping_seed, "mapping_seed", 0)
         # right_action[row, col]: the action index that moves right in that cell
         self.right_action = np.random.default_rng(mapping_seed).integers(0, 2, size=(size, size))
         self.observation_space = spaces.Box(0, 1, (1, size, size), dtype=np.uint8)

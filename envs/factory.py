@@ -10,8 +10,15 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack
 
-from envs.atari import ATARI_OPTIONS, AleVecEnv, AtariConfig, atari_game, is_atari_id, make_atari_env_single
-from envs.checks import check_bool, check_choice, check_int
+from envs.atari import (
+    ATARI_OPTIONS,
+    AleVecEnv,
+    AtariConfig,
+    ale_threads,
+    atari_game,
+    is_atari_id,
+    make_atari_env_single,
+)
 from envs.minatar import (
     MINATAR_OPTIONS,
     MinAtarConfig,
@@ -21,6 +28,7 @@ from envs.minatar import (
     register_minatar,
 )
 from envs.noise import NOISE_OPTIONS, add_noise
+from rlnorm.validation import ConfigError, check_bool, check_choice, check_int
 
 # Per family; the first is the default.
 ATARI_BACKENDS = ("ale", "subproc", "dummy")
@@ -29,19 +37,22 @@ GYM_BACKENDS = ("dummy", "subproc")
 BACKENDS = ("ale", "batched", "subproc", "dummy")
 COMMON_OPTIONS = ("backend", "training", "noise_seed", *NOISE_OPTIONS)
 GYM_OPTIONS = ("max_episode_steps", "env_kwargs")
+#: ale-py's threads: how many, and which cores they are pinned to (see :func:`envs.atari.ale_threads`)
+ALE_THREAD_OPTIONS = ("num_threads", "thread_affinity")
 
 
-def _unknown_id_error(env_id: str) -> ValueError:
+def _unknown_id_error(env_id: str) -> ConfigError:
     known = list(gym.registry)
     close = difflib.get_close_matches(env_id, known, n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    return ValueError(f"env_id {env_id!r} is not a registered gymnasium id{hint}")
+    return ConfigError("", "env_id", f"{env_id!r} is not a registered gymnasium id{hint}")
 
 
 def _check_options(env_id: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for env_id {env_id!r}; allowed options: {sorted(allowed)}")
+        problem = f"unknown option(s) {unknown} for env_id {env_id!r}; allowed options: {sorted(allowed)}"
+        raise ConfigError("", unknown[0], problem)
 
 
 def _single_env(kind: str, env_id: str, config: Any) -> gym.Env:
@@ -64,14 +75,19 @@ def _vectorize(kind: str, env_id: str, config: Any, n_envs: int, backend: str) -
 def _make_atari(env_id: str, n_envs: int, training: bool, options: dict[str, Any]) -> VecEnv:
     atari_game(env_id)
     game_options = tuple(name for name in ATARI_OPTIONS if name != "training")
-    _check_options(env_id, options, game_options + COMMON_OPTIONS + ("num_threads",))
+    _check_options(env_id, options, game_options + COMMON_OPTIONS + ALE_THREAD_OPTIONS)
     backend = check_choice(options.pop("backend", ATARI_BACKENDS[0]), "backend", ATARI_BACKENDS)
     num_threads = check_int(options.pop("num_threads", 0), "num_threads", 0)
+    affinity = options.pop("thread_affinity", "auto")
     config = AtariConfig(training=training, **options)
     if backend == "ale":
-        return AleVecEnv(env_id, n_envs, config, num_threads=num_threads)
-    if num_threads:
-        raise ValueError("num_threads applies to backend='ale' only")
+        try:
+            threads, offset = ale_threads(n_envs, num_threads, affinity)
+        except ValueError as err:
+            raise ConfigError("", "thread_affinity", str(err).removeprefix("thread_affinity ")) from None
+        return AleVecEnv(env_id, n_envs, config, num_threads=threads, thread_affinity_offset=offset)
+    if num_threads or affinity != "auto":
+        raise ConfigError("", "num_threads" if num_threads else "thread_affinity", "applies to backend='ale' only")
     venv = _vectorize("atari", env_id, config, n_envs, backend)
     return VecFrameStack(venv, config.frame_stack, channels_order="first")
 
@@ -90,10 +106,10 @@ def _make_gym(env_id: str, n_envs: int, options: dict[str, Any]) -> VecEnv:
     backend = check_choice(options.pop("backend", GYM_BACKENDS[0]), "backend", GYM_BACKENDS)
     max_steps = options.get("max_episode_steps")
     if max_steps is not None:
-        check_int(max_steps, "max_episode_steps", 1)
+        max_steps = check_int(max_steps, "max_episode_steps", 1)
     env_kwargs = options.get("env_kwargs") or {}
     if not isinstance(env_kwargs, dict):
-        raise ValueError(f"env_kwargs must be a dict of keyword arguments, got {env_kwargs!r}")
+        raise ConfigError("", "env_kwargs", f"must be a dict of keyword arguments, got {env_kwargs!r}")
     return _vectorize("gym", env_id, (max_steps, env_kwargs), n_envs, backend)
 
 
@@ -104,8 +120,10 @@ def make_env(env_id: str, n_envs: int = 1, seed: int = 0, **options: Any) -> Vec
 
     - Atari (``ALE/<Game>-v5``): channel-first ``uint8`` ``(frame_stack, 84, 84)`` frames; options
       ``noop_max, frame_skip, screen_size, frame_stack, sticky_actions, full_action_space, fire_reset,
-      max_episode_frames`` (see :class:`envs.atari.AtariConfig`) and ``num_threads``; ``backend`` ``"ale"``
-      (default, ale-py's C++ vector env), ``"subproc"`` or ``"dummy"`` (SB3's Atari wrappers per env).
+      max_episode_frames`` (see :class:`envs.atari.AtariConfig`), ``num_threads`` and ``thread_affinity``
+      (``"auto"``: pin ale-py's threads to the cores the process claimed, :func:`envs.atari.ale_threads`);
+      ``backend`` ``"ale"`` (default, ale-py's C++ vector env), ``"subproc"`` or ``"dummy"`` (SB3's Atari
+      wrappers per env).
     - MinAtar (``MinAtar/<Game>-v1``, extra ``rlnorm[minatar]``): ``uint8`` ``(C, 10, 10)`` in ``{0, 1}``;
       options ``sticky_actions, difficulty_ramping, max_episode_steps``; ``backend`` ``"batched"`` (default,
       all games in one loop), ``"dummy"`` or ``"subproc"``.
@@ -125,8 +143,8 @@ def make_env(env_id: str, n_envs: int = 1, seed: int = 0, **options: Any) -> Vec
     :param options: the family's options above
     :return: the vectorized env
     """
-    check_int(n_envs, "n_envs", 1)
-    check_int(seed, "seed", 0)
+    n_envs = check_int(n_envs, "n_envs", 1)
+    seed = check_int(seed, "seed", 0)
     if is_minatar_id(env_id):
         register_minatar()
     if env_id not in gym.registry:

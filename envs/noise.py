@@ -17,11 +17,19 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from envs.checks import check_probability
 from envs.perturbations import OBS_NOISE_OPTIONS, Perturbation, make_perturbations
+from rlnorm.validation import ConfigError, check_probability
 
 ACTION_NOISE_OPTIONS = ("action_repeat_p",)
+#: Every ``make_env`` option that perturbs observations or actions.
 NOISE_OPTIONS = OBS_NOISE_OPTIONS + ACTION_NOISE_OPTIONS
+#: Noise kind (as an experiment's ``eval.noise[].kind`` names it) -> the ``make_env`` option that applies it.
+NOISE_KIND_OPTIONS: dict[str, str] = {
+    "gaussian": "obs_noise_std",
+    "salt_pepper": "salt_pepper_p",
+    "flicker": "flicker_p",
+    "frame_drop": "frame_drop_p",
+}
 
 
 def _box(space: spaces.Space, what: str) -> spaces.Box:
@@ -228,7 +236,7 @@ def add_noise(venv: VecEnv, seed: int | None = None, **options: float) -> VecEnv
     """
     unknown = sorted(set(options) - set(NOISE_OPTIONS))
     if unknown:
-        raise ValueError(f"unknown noise option(s) {unknown}; allowed: {list(NOISE_OPTIONS)}")
+        raise ConfigError("", unknown[0], f"unknown noise option(s) {unknown}; allowed: {list(NOISE_OPTIONS)}")
     action_p = _check_action_repeat(options.pop("action_repeat_p", 0.0))
     perturbations = make_perturbations(**options)
     seeds = np.random.SeedSequence(seed).spawn(2)

@@ -175,7 +175,7 @@ def test_bad_atari_options_are_named():
         make_env("ALE/Pong-v5", sticky_actions=1.5)
     with pytest.raises(ValueError, match="frame_skip"):
         make_env("ALE/Pong-v5", frame_skip=0)
-    with pytest.raises(ValueError, match="backend must be one of 'ale', 'subproc', 'dummy'"):
+    with pytest.raises(ValueError, match="backend: must be one of ale, subproc, dummy; got 'threads'"):
         make_env("ALE/Pong-v5", backend="threads")
     with pytest.raises(ValueError, match=r"'ALE/<Game>-v5'"):
         make_env("PongNoFrameskip-v4")

@@ -10,6 +10,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from envs import POMDP_ENVS, MinAtarConfig, make_env, make_minatar_env_single
+from rlnorm.validation import ConfigError
 
 
 def test_unknown_id_suggests_close_matches():
@@ -37,16 +38,23 @@ def test_unknown_option_is_named_with_the_allowed_ones(env_id, option, allowed):
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="n_envs must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"^n_envs: must be an integer >= 1, got 0$"):
         make_env("CartPole-v1", n_envs=0)
-    with pytest.raises(ValueError, match="backend must be one of 'batched', 'dummy', 'subproc', got 'ale'"):
+    with pytest.raises(ConfigError, match=r"^backend: must be one of batched, dummy, subproc; got 'ale'$"):
         make_env("MinAtar/Breakout-v1", backend="ale")
-    with pytest.raises(ValueError, match="sticky_actions must be a probability"):
+    with pytest.raises(ConfigError, match="sticky_actions: must be a probability"):
         make_env("MinAtar/Breakout-v1", sticky_actions=-0.1)
-    with pytest.raises(ValueError, match="training must be true or false"):
+    with pytest.raises(ConfigError, match="training: must be true or false"):
         make_env("CartPole-v1", training="yes")
-    with pytest.raises(ValueError, match="env_kwargs must be a dict"):
+    with pytest.raises(ConfigError, match="env_kwargs: must be a dict"):
         make_env("CartPole-v1", env_kwargs=["x"])
+
+
+def test_whole_number_floats_are_accepted_as_counts():
+    venv = make_env("CartPole-v1", n_envs=2.0, seed=1e1)
+    assert venv.num_envs == 2
+    with pytest.raises(ConfigError, match=r"^n_envs: must be an integer >= 1, got 2\.5 \(not a whole number\)$"):
+        make_env("CartPole-v1", n_envs=2.5)
 
 
 def test_missing_minatar_extra_names_the_pip_extra(monkeypatch):

@@ -72,12 +72,12 @@ def test_frame_drop_repeats_the_previous_frame_but_never_the_first_of_an_episode
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("obs_noise_std", -0.1, r"obs_noise_std must be a finite number >= 0"),
-        ("obs_noise_std", float("nan"), r"obs_noise_std must be a finite number >= 0"),
-        ("salt_pepper_p", 1.5, r"salt_pepper_p must be a probability in \[0, 1\]"),
-        ("flicker_p", -0.2, r"flicker_p must be a probability in \[0, 1\]"),
-        ("frame_drop_p", 2, r"frame_drop_p must be a probability in \[0, 1\]"),
-        ("action_repeat_p", "high", r"action_repeat_p must be a probability in \[0, 1\]"),
+        ("obs_noise_std", -0.1, r"obs_noise_std: must be a finite number >= 0"),
+        ("obs_noise_std", float("nan"), r"obs_noise_std: must be a finite number >= 0"),
+        ("salt_pepper_p", 1.5, r"salt_pepper_p: must be a probability in \[0, 1\]"),
+        ("flicker_p", -0.2, r"flicker_p: must be a probability in \[0, 1\]"),
+        ("frame_drop_p", 2, r"frame_drop_p: must be a probability in \[0, 1\]"),
+        ("action_repeat_p", "high", r"action_repeat_p: must be a probability in \[0, 1\]"),
     ],
 )
 def test_bad_noise_parameters_fail_naming_the_option(option, value, message):
@@ -207,3 +207,11 @@ def test_perturbed_observations_stay_in_the_space(dtype, low, span, std, p, seed
         out = perturbation(obs, rng, new_episode)
         assert out.shape == obs.shape and out.dtype == obs.dtype
         assert all(o in space for o in out)
+
+
+def test_every_noise_kind_maps_to_an_observation_noise_option():
+    from envs.noise import NOISE_KIND_OPTIONS, NOISE_OPTIONS
+    from envs.perturbations import OBS_NOISE_OPTIONS
+
+    assert set(NOISE_KIND_OPTIONS.values()) <= set(OBS_NOISE_OPTIONS) <= set(NOISE_OPTIONS)
+    assert len(set(NOISE_KIND_OPTIONS.values())) == len(NOISE_KIND_OPTIONS)
