@@ -35,10 +35,11 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
 from agents.policies import register_policies
 from envs.minatar import ChannelFirstBinary, register_minatar
+from rlnorm.layers import LAYER_NORMS
 
 register_policies()
 
-DEFAULT_NORMS = ("none", "wn", "wn+mobn", "bn", "ln", "gn", "in", "sn", "brn", "rms")
+DEFAULT_NORMS = LAYER_NORMS
 
 
 def make_env(name: str, n_envs: int, seed: int) -> VecEnv:

@@ -5,10 +5,12 @@ The library is PyTorch-only; the Stable-Baselines3 integration lives in the ``ag
 
 from rlnorm.diagnostics import batch_dependence, layer_statistics, train_eval_gap
 from rlnorm.init import init_weights_, kaiming_normal_, kaiming_uniform_, orthogonal_, xavier_normal_, xavier_uniform_
-from rlnorm.layers import LAYER_NORMS, check_norm, conv2d, linear
+from rlnorm.layers import ACTIVATIONS, LAYER_NORMS, check_norm, conv2d, linear
 from rlnorm.moved import install_moved_modules
 from rlnorm.norms import NORM_KINDS, make_norm
+from rlnorm.registry import NORMS, NormSpec, norm_names
 from rlnorm.rnn import LNLSTM, WNLSTM, LNLSTMCell, WNLSTMCell
+from rlnorm.validation import ConfigError
 from rlnorm.weight_norm import (
     MeanOnlyBatchNorm,
     apply_weight_norm,
@@ -30,12 +32,16 @@ install_moved_modules(
 )
 
 __all__ = [
+    "ACTIVATIONS",
     "LAYER_NORMS",
     "LNLSTM",
+    "NORMS",
     "NORM_KINDS",
     "WNLSTM",
+    "ConfigError",
     "LNLSTMCell",
     "MeanOnlyBatchNorm",
+    "NormSpec",
     "WNLSTMCell",
     "apply_weight_norm",
     "batch_dependence",
@@ -50,6 +56,7 @@ __all__ = [
     "layer_statistics",
     "linear",
     "make_norm",
+    "norm_names",
     "orthogonal_",
     "train_eval_gap",
     "xavier_normal_",

@@ -6,7 +6,11 @@
 * ``wn``       -- the layer with its weight reparametrized by weight normalization;
 * ``wn+mobn``  -- a weight-normalized layer followed by :class:`~rlnorm.weight_norm.MeanOnlyBatchNorm`;
 * an activation norm of :data:`~rlnorm.norms.NORM_KINDS` -- the layer followed by that norm. The layer's own
-  bias is dropped when the norm has a shift of its own (everything but ``rms``), since it would be cancelled.
+  bias is dropped when the norm has a shift of its own (:attr:`~rlnorm.registry.NormSpec.has_shift`: everything
+  but ``rms``), since it would be cancelled.
+
+The names are the ``layer`` scope of :data:`rlnorm.registry.NORMS`. :data:`ACTIVATIONS` names the activation
+classes configs may choose (YAML cannot hold a class).
 """
 
 from __future__ import annotations
@@ -16,19 +20,23 @@ from typing import Any
 
 from torch import nn
 
-from rlnorm.norms import NORM_KINDS, check_norm_kind, make_norm
+from rlnorm.norms import check_norm_kind, make_norm
+from rlnorm.registry import NORMS, norm_names
 from rlnorm.weight_norm import MeanOnlyBatchNorm, apply_weight_norm
 
-WEIGHT_NORM_KINDS: tuple[str, ...] = ("wn", "wn+mobn")
-LAYER_NORMS: tuple[str, ...] = ("none", "wn", "wn+mobn", *NORM_KINDS[1:])
+#: The norms :func:`linear` and :func:`conv2d` accept (and so a policy's ``norm``).
+LAYER_NORMS: tuple[str, ...] = norm_names("layer")
+#: Layer norms that reparametrize the weight (weight norm, alone or with mean-only batch norm).
+WEIGHT_NORM_KINDS: tuple[str, ...] = norm_names("layer", weight_normalized=True)
 #: Layer norms whose output for one sample depends on the rest of its batch in train mode.
-BATCH_DEPENDENT_NORMS: frozenset[str] = frozenset({"bn", "brn", "sn", "wn+mobn"})
-# norms with a learned shift of their own, which makes the layer's bias redundant
-_SHIFTING_NORMS = frozenset({"bn", "brn", "ln", "gn", "in", "sn"})
+BATCH_DEPENDENT_NORMS: frozenset[str] = frozenset(norm_names("layer", batch_dependent=True))
+#: Activation name -> class, for configs (``policy_kwargs.activation_fn: relu``).
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 
 
 def check_norm(norm: str, allowed: tuple[str, ...] = LAYER_NORMS, field: str = "norm") -> str:
-    """Return ``norm`` if allowed, else raise ``ValueError`` naming ``field`` and the allowed values."""
+    """Return ``norm`` if allowed, else raise :class:`~rlnorm.validation.ConfigError` naming ``field`` and the
+    allowed values."""
     return check_norm_kind(norm, allowed, field)
 
 
@@ -60,8 +68,7 @@ def linear(
     :return: ``nn.Linear`` (WN-parametrized for ``wn``) or ``nn.Sequential(linear, norm)``
     """
     check_norm(norm)
-    use_bias = bias and norm not in _SHIFTING_NORMS and norm != "wn+mobn"
-    layer = nn.Linear(in_features, out_features, bias=use_bias)
+    layer = nn.Linear(in_features, out_features, bias=bias and not NORMS[norm].has_shift)
     return _stack(layer, norm, out_features, False, norm_kwargs or {})
 
 
@@ -84,7 +91,7 @@ def conv2d(
     :return: ``nn.Conv2d`` (WN-parametrized for ``wn``) or ``nn.Sequential(conv, norm)``
     """
     check_norm(norm)
-    use_bias = bias and norm not in _SHIFTING_NORMS and norm != "wn+mobn"
+    use_bias = bias and not NORMS[norm].has_shift
     layer = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=use_bias)
     return _stack(layer, norm, out_channels, True, norm_kwargs or {})
 

@@ -25,9 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NORM_KINDS: tuple[str, ...] = ("none", "bn", "ln", "gn", "in", "sn", "brn", "rms")
+from rlnorm.registry import norm_names
+from rlnorm.validation import ConfigError, check_choice
+
+#: The activation norms :func:`make_norm` builds (the ``activation`` scope of :data:`rlnorm.registry.NORMS`).
+NORM_KINDS: tuple[str, ...] = norm_names("activation")
 #: The kinds whose output for one sample depends on the other samples of its batch (in train mode).
-BATCH_DEPENDENT_KINDS: frozenset[str] = frozenset({"bn", "brn", "sn"})
+BATCH_DEPENDENT_KINDS: frozenset[str] = frozenset(norm_names("activation", batch_dependent=True))
 #: Batch-norm settings of the original TensorFlow implementation (decay 0.9997, eps 1e-3).
 BN_ORIGINAL_SETTINGS: dict[str, float] = {"momentum": 1.0 - 0.9997, "eps": 1e-3}
 
@@ -275,10 +279,9 @@ _NORM_CLASSES: dict[str, type[nn.Module]] = {
 
 
 def check_norm_kind(kind: str, allowed: tuple[str, ...] = NORM_KINDS, field: str = "norm") -> str:
-    """Return ``kind`` if it is one of ``allowed``, else raise a ``ValueError`` naming the field and the choices."""
-    if not isinstance(kind, str) or kind not in allowed:
-        raise ValueError(f"{field}: unknown normalization {kind!r}; choose one of {', '.join(allowed)}")
-    return kind
+    """Return ``kind`` if it is one of ``allowed``, else raise a :class:`~rlnorm.validation.ConfigError` naming
+    ``field`` and the choices."""
+    return check_choice(kind, field, allowed)
 
 
 def make_norm(kind: str, num_features: int, *, spatial: bool, **kwargs: Any) -> nn.Module:
@@ -298,4 +301,4 @@ def make_norm(kind: str, num_features: int, *, spatial: bool, **kwargs: Any) -> 
     try:
         return _NORM_CLASSES[kind](num_features, spatial=spatial, **kwargs)
     except TypeError as exc:  # an option this norm does not take
-        raise ValueError(f"norm {kind!r}: bad option in {sorted(kwargs)}: {exc}") from exc
+        raise ConfigError("", "norm_kwargs", f"norm {kind!r}: bad option in {sorted(kwargs)}: {exc}") from exc

@@ -28,9 +28,10 @@ def test_structure():
 
 
 def test_unknown_norm_names_field_and_choices():
-    with pytest.raises(ValueError, match=r"norm: unknown normalization 'weightnorm'; choose one of none, wn, wn\+mobn"):
+    message = r"norm: must be one of none, wn, wn\+mobn, bn, ln, gn, in, sn, brn, rms; got 'weightnorm'"
+    with pytest.raises(ValueError, match=message):
         linear(2, 2, norm="weightnorm")
-    with pytest.raises(ValueError, match=r"policy_kwargs\.norm: unknown normalization 'x'"):
+    with pytest.raises(ValueError, match=r"policy_kwargs\.norm: must be one of .*; got 'x'"):
         check_norm("x", field="policy_kwargs.norm")
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rlnorm.norms import NORM_KINDS, BatchNorm, make_norm
+from rlnorm.validation import ConfigError
 
 
 def _normalize(x: np.ndarray, axes: tuple[int, ...], eps: float = 1e-5) -> np.ndarray:
@@ -98,8 +99,9 @@ def test_none_is_identity(images):
 
 
 def test_unknown_kind_lists_known_ones():
-    with pytest.raises(ValueError, match="unknown normalization 'batchnorm'") as err:
+    with pytest.raises(ConfigError, match=r"norm: must be one of .*; got 'batchnorm'") as err:
         make_norm("batchnorm", 4, spatial=False)
+    assert err.value.field == "norm"
     for kind in NORM_KINDS:
         assert kind in str(err.value)
 

@@ -46,7 +46,7 @@ def test_masks_are_raster_causal():
 
 
 @pytest.mark.parametrize("arch", ["gated", "plain"])
-@pytest.mark.parametrize("norm", ["none", "wn", "ln", "gn", "bn"])
+@pytest.mark.parametrize("norm", PIXELCNN_NORMS)
 def test_output_has_zero_gradient_wrt_current_and_future_pixels(arch, norm):
     model = make_model(norm, arch)
     if norm == "bn":
@@ -143,7 +143,7 @@ def test_training_on_tiny_dataset_decreases_bits_per_dim(norm):
 
 
 def test_log_prob_is_sum_of_per_pixel_log_softmax():
-    model = make_model("ln")
+    model = make_model("pixel_ln")
     x = torch.randint(0, LEVELS, (2, 1, H, W))
     log_p = torch.log_softmax(model(x), dim=1).gather(1, x).sum((1, 2, 3))
     torch.testing.assert_close(model.log_prob(x), log_p)
@@ -180,7 +180,7 @@ def test_state_dict_round_trip_keeps_the_density():
 
 
 def test_bad_arguments_raise_clear_errors():
-    with pytest.raises(ValueError, match=r"norm.*'xn'.*none, wn, ln, gn, bn"):
+    with pytest.raises(ValueError, match=r"norm: must be one of none, wn, bn, pixel_ln, pixel_gn; got 'xn'"):
         PixelCNN(norm="xn")
     with pytest.raises(ValueError, match=r"arch.*gated, plain"):
         PixelCNN(arch="wide")
@@ -240,8 +240,8 @@ def test_frame_encoder_choice_and_errors():
         GreyFrameEncoder()(np.zeros((1, 4, 84, 84), dtype=np.float32))
 
 
-@pytest.mark.parametrize("kind", ["ln", "gn", "bn"])
-def test_pixel_norm_equals_the_registry_norm_applied_to_each_pixel(kind):
+@pytest.mark.parametrize(("kind", "rows"), [("pixel_ln", "ln"), ("pixel_gn", "gn"), ("bn", "bn")])
+def test_pixel_norm_equals_the_registry_norm_applied_to_each_pixel(kind, rows):
     from rlnorm.norms import make_norm
     from rlnorm.pixelcnn.layers import PixelNorm
 
@@ -250,7 +250,7 @@ def test_pixel_norm_equals_the_registry_norm_applied_to_each_pixel(kind):
     with torch.no_grad():
         for p in pixel.parameters():
             p.uniform_(0.5, 1.5)
-    reference = make_norm(kind, 16, spatial=False, **({"num_groups": 2} if kind == "gn" else {}))
+    reference = make_norm(rows, 16, spatial=False, **({"num_groups": 2} if rows == "gn" else {}))
     reference.load_state_dict(pixel.norm.state_dict())
     x = torch.randn(3, 16, 4, 5)
     rows = x.permute(0, 2, 3, 1).reshape(-1, 16)
@@ -276,7 +276,7 @@ def test_discretized_logistic_matches_bin_masses_and_sums_to_one():
     assert torch.isfinite(params.grad).all()
 
 
-@pytest.mark.parametrize("norm", ["none", "wn", "ln"])
+@pytest.mark.parametrize("norm", ["none", "wn", "pixel_ln"])
 def test_logistic_mixture_head_is_causal_and_learns(norm):
     model = make_model(norm, output="logistic_mixture", n_mixtures=3)
     x = torch.randint(0, LEVELS, (4, 1, H, W))
@@ -291,3 +291,26 @@ def test_logistic_mixture_head_is_causal_and_learns(norm):
         opt.step()
     assert model.bits_per_dim(data).mean().item() < before - 1.0
     assert model.sample(2).max() < LEVELS
+
+
+@pytest.mark.parametrize(("old", "new"), [("ln", "pixel_ln"), ("gn", "pixel_gn")])
+def test_former_norm_names_still_build_the_same_model_with_a_deprecation_warning(old, new):
+    from rlnorm.pixelcnn.layers import PixelNorm, masked_conv
+
+    with pytest.warns(DeprecationWarning, match=rf"norm: '{old}' is the former name of '{new}'.*write '{new}'"):
+        legacy = make_model(old)
+    assert legacy.norm == new
+    current = make_model(new)
+    assert legacy.state_dict().keys() == current.state_dict().keys()  # checkpoints saved under the old name load
+    current.load_state_dict(legacy.state_dict())
+    x = torch.randint(0, LEVELS, (2, 1, H, W))
+    torch.testing.assert_close(current.log_prob(x), legacy.log_prob(x))
+    with pytest.warns(DeprecationWarning):
+        assert isinstance(masked_conv(4, 8, 3, "B", old)[1], PixelNorm)
+
+
+def test_pixel_norm_refuses_a_norm_without_per_pixel_statistics():
+    from rlnorm.pixelcnn.layers import PixelNorm
+
+    with pytest.raises(ValueError, match=r"kind: must be one of bn, pixel_ln, pixel_gn; got 'wn'"):
+        PixelNorm("wn", 8)

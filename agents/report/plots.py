@@ -15,18 +15,21 @@ import pandas as pd
 from agents.pipeline.tb_layout import RETURN_CLEAN, ROLLOUT_RETURN, noise_tag
 from agents.report.stats import CURVE_POINTS, curve_intervals, iqm_interval
 
-#: one fixed colour per norm, so every figure of every report reads the same way
-NORM_COLORS = {
+#: one fixed colour per norm of :data:`rlnorm.registry.NORMS` (a test checks that every norm has one), so
+#: every figure of every report reads the same way; the PixelCNN's per-pixel norms are darker shades of theirs
+NORM_COLORS: dict[str, str] = {
     "none": "#4d4d4d",
-    "bn": "#d62728",
     "wn": "#1f77b4",
     "wn+mobn": "#17becf",
+    "bn": "#d62728",
     "ln": "#2ca02c",
     "gn": "#9467bd",
     "in": "#8c564b",
     "sn": "#e377c2",
     "brn": "#ff7f0e",
     "rms": "#bcbd22",
+    "pixel_ln": "#00591b",
+    "pixel_gn": "#4b2a7b",
 }
 DPI = 120
 

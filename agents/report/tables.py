@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from agents.report.stats import atari_game, human_normalized, iqm_interval
+from rlnorm.registry import NORMS
 
 
 def score_table(finals: pd.DataFrame, tag: str, envs: Sequence[str], norms: Sequence[str]) -> dict:
@@ -40,8 +41,9 @@ def score_table(finals: pd.DataFrame, tag: str, envs: Sequence[str], norms: Sequ
 
 
 def ordered(values: Sequence[str]) -> list[str]:
-    """Norm names in the report order (none, bn, wn, ...), unknown ones last and sorted."""
-    order = ["none", "bn", "wn", "wn+mobn", "ln", "gn", "in", "sn", "brn", "rms"]
+    """Norm names in the order of :data:`rlnorm.registry.NORMS` (none, wn, wn+mobn, bn, ...), unknown ones
+    last and sorted."""
+    order = list(NORMS)
     return sorted(set(values), key=lambda v: (order.index(v) if v in order else len(order), v))
 
 

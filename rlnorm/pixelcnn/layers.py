@@ -7,9 +7,10 @@ Two rules keep every layer autoregressive in raster order:
   (:class:`MaskedWeightNorm`), so the effective weight is ``g * (v*m) / ||v*m||``: masked entries stay exactly
   zero and ``||w|| = g`` over the entries actually used;
 * activation norms take their statistics **per pixel** over the channels (:class:`PixelNorm`): a layer norm
-  over ``(C, H, W)`` would let every output see the future pixels of its own image through the mean.
-  Batch norm over ``(N, H, W)`` still mixes positions in train mode -- that leak is the point of the
-  comparison, and eval mode (running statistics) is causal.
+  over ``(C, H, W)`` would let every output see the future pixels of its own image through the mean. Hence
+  the names ``pixel_ln`` / ``pixel_gn`` (:data:`rlnorm.registry.NORMS`; the former ``ln`` / ``gn`` still work,
+  with a ``DeprecationWarning``). Batch norm over ``(N, H, W)`` still mixes positions in train mode -- that
+  leak is the point of the comparison, and eval mode (running statistics) is causal.
 """
 
 from __future__ import annotations
@@ -22,15 +23,30 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _WeightNorm
 
-from rlnorm.layers import check_norm
 from rlnorm.norms import default_num_groups, make_norm
+from rlnorm.registry import NORMS, check_norm_name, norm_names
+from rlnorm.validation import check_choice
 
 #: Mask types: raster ``A`` (excludes the centre) / ``B`` (includes it) for the plain PixelCNN; the gated
 #: PixelCNN's vertical stack (``vA``/``vB``: rows above, plus the centre row for ``vB``) and horizontal stack
 #: (``hA``/``hB``: pixels to the left on the centre row, plus the centre for ``hB``).
 MASK_TYPES: tuple[str, ...] = ("A", "B", "vA", "vB", "hA", "hB", "full")
-#: Norms a PixelCNN layer accepts.
-PIXELCNN_NORMS: tuple[str, ...] = ("none", "wn", "ln", "gn", "bn")
+#: Norms a PixelCNN layer accepts (the ``pixelcnn`` scope of :data:`rlnorm.registry.NORMS`).
+PIXELCNN_NORMS: tuple[str, ...] = norm_names("pixelcnn")
+#: The PixelCNN norms :class:`PixelNorm` applies to each pixel's channels.
+PER_PIXEL_NORMS: tuple[str, ...] = tuple(n for n in PIXELCNN_NORMS if NORMS[n].pixel_rows is not None)
+
+
+def check_pixelcnn_norm(norm: object, field: str = "norm", *, source: str = "") -> str:
+    """Return the PixelCNN norm ``norm`` (the current name for a former spelling such as ``ln``), or raise.
+
+    :param norm: one of :data:`PIXELCNN_NORMS`, or ``ln`` / ``gn`` (deprecated: ``pixel_ln`` / ``pixel_gn``)
+    :param field: the dotted field named in the error and the warning
+    :param source: where the value came from, for the error
+    :raises rlnorm.validation.ConfigError: naming ``field`` and :data:`PIXELCNN_NORMS`
+    """
+    # stacklevel 4: the warning points at whoever called the function that called this one
+    return check_norm_name(norm, "pixelcnn", field, source=source, stacklevel=4)
 
 
 def causal_mask(kernel_size: tuple[int, int], mask_type: str) -> torch.Tensor:
@@ -132,21 +148,24 @@ def apply_masked_weight_norm(conv: MaskedConv2d) -> MaskedConv2d:
 class PixelNorm(nn.Module):
     """An activation norm of :func:`rlnorm.norms.make_norm` applied with each pixel as one row ``(C,)``.
 
-    ``ln``/``gn`` then normalize over the channels (groups) of one pixel -- causal and batch-independent;
-    ``bn`` takes its statistics over ``(N, H, W)`` exactly like ``BatchNorm2d``.
+    ``pixel_ln``/``pixel_gn`` normalize over the channels (groups) of one pixel -- causal and
+    batch-independent; ``bn`` takes its statistics over ``(N, H, W)`` exactly like ``BatchNorm2d``.
 
-    :param kind: ``ln``, ``gn`` or ``bn``
+    :param kind: ``pixel_ln``, ``pixel_gn`` or ``bn`` (the norms with a
+        :attr:`~rlnorm.registry.NormSpec.pixel_rows`)
     :param num_features: number of channels
-    :param norm_kwargs: options of the norm (e.g. ``num_groups``, ``momentum``); ``gn`` defaults to groups of
-        at least 8 channels (or one group)
+    :param norm_kwargs: options of the norm (e.g. ``num_groups``, ``momentum``); ``pixel_gn`` defaults to
+        groups of at least 8 channels (or one group)
     """
 
     def __init__(self, kind: str, num_features: int, **norm_kwargs: Any):
         super().__init__()
-        if kind == "gn" and "num_groups" not in norm_kwargs:
+        kind = check_choice(check_pixelcnn_norm(kind, "kind"), "kind", PER_PIXEL_NORMS)
+        rows = NORMS[kind].pixel_rows
+        if rows == "gn" and "num_groups" not in norm_kwargs:
             # over one pixel a group of 2 channels normalizes to +-1 (zero gradient): keep groups >= 8 wide
             norm_kwargs["num_groups"] = default_num_groups(num_features, max_groups=max(1, num_features // 8))
-        self.norm = make_norm(kind, num_features, spatial=False, **norm_kwargs)
+        self.norm = make_norm(rows, num_features, spatial=False, **norm_kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -180,8 +199,8 @@ def masked_conv(
     :param norm_kwargs: options of the activation norm
     :return: a :class:`MaskedConv2d` (WN-parametrized for ``wn``) or ``nn.Sequential(conv, PixelNorm)``
     """
-    check_norm(norm, PIXELCNN_NORMS)
-    conv = MaskedConv2d(in_channels, out_channels, kernel_size, mask_type, bias=norm in ("none", "wn"))
+    norm = check_pixelcnn_norm(norm)
+    conv = MaskedConv2d(in_channels, out_channels, kernel_size, mask_type, bias=not NORMS[norm].has_shift)
     if norm == "none":
         return conv
     if norm == "wn":

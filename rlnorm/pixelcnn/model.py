@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnorm.layers import check_norm
-from rlnorm.pixelcnn.layers import PIXELCNN_NORMS, gated, masked_conv
+from rlnorm.pixelcnn.layers import check_pixelcnn_norm, gated, masked_conv
 from rlnorm.pixelcnn.logistic import discretized_logistic_log_probs
+from rlnorm.validation import check_choice, check_int
 from rlnorm.weight_norm import data_dependent_init_, wn_g
 
 ARCHS: tuple[str, ...] = ("gated", "plain")
@@ -60,6 +60,7 @@ class GatedBlock(nn.Module):
         n_mixtures: int = 5,
     ):
         super().__init__()
+        norm = check_pixelcnn_norm(norm)
         kind = "A" if first else "B"
         self.first = first
         self.vertical = masked_conv(in_channels, 2 * channels, kernel_size, "v" + kind, norm, norm_kwargs=norm_kwargs)
@@ -88,6 +89,7 @@ class PixelCNN(nn.Module):
     :param first_kernel_size: odd kernel width of the first layer (default: ``kernel_size``)
     :param arch: ``"gated"`` or ``"plain"``
     :param norm: one of :data:`~rlnorm.pixelcnn.layers.PIXELCNN_NORMS`, used by every layer but the logits
+        (``ln`` / ``gn`` are deprecated spellings of ``pixel_ln`` / ``pixel_gn``)
     :param norm_kwargs: options of the activation norm (e.g. ``{"num_groups": 4}``)
     :param output: ``"softmax"`` or ``"logistic_mixture"`` (see :mod:`rlnorm.pixelcnn.logistic`)
     :param n_mixtures: logistic components per pixel (``logistic_mixture`` only)
@@ -108,17 +110,13 @@ class PixelCNN(nn.Module):
         n_mixtures: int = 5,
     ):
         super().__init__()
-        check_norm(norm, PIXELCNN_NORMS)
-        if arch not in ARCHS:
-            raise ValueError(f"arch: unknown PixelCNN architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-        if output not in OUTPUTS:
-            raise ValueError(f"output: unknown head {output!r}; choose one of {', '.join(OUTPUTS)}")
-        if n_mixtures < 1:
-            raise ValueError(f"n_mixtures must be >= 1, got {n_mixtures}")
-        if levels < 2:
-            raise ValueError(f"levels must be >= 2, got {levels}")
-        if n_layers < 1 or hidden_channels < 1:
-            raise ValueError(f"n_layers and hidden_channels must be >= 1, got {n_layers}, {hidden_channels}")
+        norm = check_pixelcnn_norm(norm)
+        check_choice(arch, "arch", ARCHS)
+        check_choice(output, "output", OUTPUTS)
+        n_mixtures = check_int(n_mixtures, "n_mixtures", 1)
+        levels = check_int(levels, "levels", 2)
+        n_layers = check_int(n_layers, "n_layers", 1)
+        hidden_channels = check_int(hidden_channels, "hidden_channels", 1)
         if len(image_size) != 2 or min(image_size) < 1:
             raise ValueError(f"image_size must be (H, W) with positive sizes, got {image_size}")
         first_k = kernel_size if first_kernel_size is None else first_kernel_size
