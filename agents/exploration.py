@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +30,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from rlnorm.pixelcnn.frames import BINARY_MODES, frame_encoder_for
-from rlnorm.pixelcnn.layers import PIXELCNN_NORMS
+from rlnorm.pixelcnn.layers import check_pixelcnn_norm
 from rlnorm.pixelcnn.model import ARCHS, OUTPUTS, PixelCNN
+from rlnorm.validation import ConfigError, check_choice, check_device, check_int, check_positive
 
 EXPLORATION_KINDS: tuple[str, ...] = ("pseudocount",)
 INFO_KEY = "pseudo_count"
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,8 @@ class PseudoCountConfig:
     :param beta: bonus scale ``beta`` (> 0)
     :param c: prediction-gain decay constant ``c`` (> 0)
     :param lr: Adam learning rate of the density model
-    :param norm: the density model's norm, one of :data:`~rlnorm.pixelcnn.layers.PIXELCNN_NORMS`
+    :param norm: the density model's norm, one of :data:`~rlnorm.pixelcnn.layers.PIXELCNN_NORMS` (the former
+        ``ln`` / ``gn`` are read as ``pixel_ln`` / ``pixel_gn``, with a ``DeprecationWarning``)
     :param arch: ``gated`` or ``plain`` PixelCNN
     :param hidden_channels: channels of the density model
     :param n_layers: masked layers of the density model
@@ -56,7 +56,8 @@ class PseudoCountConfig:
     :param size: Atari frames are downsampled to ``size x size``
     :param bits: Atari grey levels kept (3 bits -> 8 levels)
     :param binary_mode: MinAtar channels ``bits`` (lossless) or ``argmax`` (collapsed)
-    :param device: torch device of the density model: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA if available)
+    :param device: torch device of the density model: ``cpu``, ``mps``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA if
+        available)
     :param seed: seed of the density model's initialization (`agents.pipeline.train` passes the run seed unless set)
     """
 
@@ -77,22 +78,18 @@ class PseudoCountConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # every error names "exploration.<field>": the experiment config's loader adds the file
         for name in ("beta", "c", "lr"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise ValueError(f"exploration.{name} must be a number > 0, got {value!r}")
+            object.__setattr__(self, name, check_positive(getattr(self, name), f"exploration.{name}"))
         for name in ("hidden_channels", "n_layers", "kernel_size", "n_mixtures", "size", "bits", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "seed" else 1):
-                raise ValueError(f"exploration.{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
-            raise ValueError(f"exploration.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+            minimum = 0 if name == "seed" else 1
+            object.__setattr__(self, name, check_int(getattr(self, name), f"exploration.{name}", minimum))
+        check_device(self.device, "exploration.device")
         if self.kernel_size % 2 == 0:
-            raise ValueError(f"exploration.kernel_size must be odd, got {self.kernel_size}")
-        choices = (("norm", PIXELCNN_NORMS), ("arch", ARCHS), ("output", OUTPUTS), ("binary_mode", BINARY_MODES))
-        for name, allowed in choices:
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"exploration.{name}: got {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+            raise ConfigError("", "exploration.kernel_size", f"must be odd, got {self.kernel_size}")
+        object.__setattr__(self, "norm", check_pixelcnn_norm(self.norm, "exploration.norm"))
+        for name, allowed in (("arch", ARCHS), ("output", OUTPUTS), ("binary_mode", BINARY_MODES)):
+            check_choice(getattr(self, name), f"exploration.{name}", allowed)
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> PseudoCountConfig:
@@ -100,7 +97,11 @@ class PseudoCountConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known - {"kind"})
         if unknown:
-            raise ValueError(f"exploration: unknown key(s) {unknown}; allowed keys: kind, {', '.join(sorted(known))}")
+            raise ConfigError(
+                "",
+                f"exploration.{unknown[0]}",
+                f"unknown key(s) {unknown}; allowed keys: kind, {', '.join(sorted(known))}",
+            )
         return cls(**{k: v for k, v in options.items() if k != "kind"})
 
 
@@ -242,9 +243,7 @@ def wrap_exploration(venv: VecEnv, options: Mapping[str, Any]) -> VecEnv:
     :param options: ``{"kind": "pseudocount", ...}`` with the keys of :class:`PseudoCountConfig`
     :return: the wrapped env
     """
-    kind = options.get("kind")
-    if kind not in EXPLORATION_KINDS:
-        raise ValueError(f"exploration.kind: got {kind!r}; choose one of {', '.join(EXPLORATION_KINDS)}")
+    check_choice(options.get("kind"), "exploration.kind", EXPLORATION_KINDS)
     return PseudoCountReward(venv, PseudoCountConfig.from_dict(options))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def test_default_config_is_the_cpu_comparison() -> None:
 def test_negative_timesteps_names_file_field_and_value() -> None:
     data = copy.deepcopy(SMOKE)
     data["train"]["total_timesteps"] = -5
-    assert str(_error(data)) == "x.yaml: train.total_timesteps: must be > 0, got -5"
+    assert str(_error(data)) == "x.yaml: train.total_timesteps: must be an integer >= 1, got -5"
 
 
 @pytest.mark.parametrize(
@@ -197,7 +198,9 @@ def bad_documents(draw: st.DrawFn) -> tuple[str, str]:
     kind = draw(st.sampled_from(["int", "choice", "unknown", "missing", "type", "syntax"]))
     if kind == "int":
         section, key, minimum = draw(st.sampled_from(_INT_FIELDS))
-        data[section][key] = draw(st.integers(max_value=minimum - 1) | st.text(max_size=4) | st.floats())
+        # a float is bad unless it is a whole number within the bounds (1e4 is a valid count)
+        bad_float = st.floats().filter(lambda f: not (math.isfinite(f) and f.is_integer() and f >= minimum))
+        data[section][key] = draw(st.integers(max_value=minimum - 1) | st.text(max_size=4) | bad_float)
         return yaml.safe_dump(data), f"{section}.{key}"
     if kind == "choice":
         path = draw(st.sampled_from(_CHOICE_FIELDS))
@@ -245,3 +248,100 @@ def test_fuzzed_bad_yaml_never_trains(case: tuple[str, str], tmp_path: Path, mon
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"error: {path}: {field}"), (err, field)
     assert not runs.exists()
+
+
+# --------------------------------------------------------------------------- one error type, one table each
+
+
+def test_whole_number_floats_are_accepted_for_integer_fields(tmp_path: Path) -> None:
+    text = yaml.safe_dump(SMOKE).replace("total_timesteps:", "total_timesteps: 1e4 #")
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    config = load_config(path)
+    assert config.train.total_timesteps == 10000 and type(config.train.total_timesteps) is int
+    assert load_config(path, ["total_timesteps=1.5e3"]).train.total_timesteps == 1500
+    assert load_config(path, ["train.n_envs=2.0", "seeds=[1e0, 2]"]).seeds == (1, 2)
+    assert parse_config({**SMOKE, "train": {**SMOKE["train"], "total_timesteps": 2e4}}).train.total_timesteps == 20000
+    for bad, shown in (
+        ("1e4.5", "'1e4.5'"),
+        ("2.5", "2.5 (not a whole number)"),
+        ("1e-2", "0.01 (not a whole number)"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            load_config(path, [f"total_timesteps={bad}"])
+        assert info.value.field == "train.total_timesteps"
+        assert str(info.value) == f"{path}: train.total_timesteps: must be an integer >= 1, got {shown}"
+
+
+def test_exponent_numbers_in_yaml_are_numbers() -> None:
+    from agents.config import yaml_load
+
+    assert yaml_load("a: 1e4\nb: 1.5e3\nc: 2.5e-4\nd: 1e4.5\ne: 10\nf: '1e4'\ng: 1_000") == {
+        "a": 10000.0, "b": 1500.0, "c": 2.5e-4, "d": "1e4.5", "e": 10, "f": "1e4", "g": 1000,
+    }  # fmt: skip
+    data = copy.deepcopy(SMOKE)
+    data["hyperparams"]["default"].update(learning_rate=yaml_load("1e-3"), n_steps=yaml_load("1.28e2"))
+    params = parse_config(data).hyperparams["default"]
+    assert params["learning_rate"] == 1e-3
+    assert params["n_steps"] == 128 and type(params["n_steps"]) is int  # PPO's n_steps is an integer
+
+
+def test_one_config_error_class_everywhere() -> None:
+    import agents.config
+    import envs.checks
+    import rlnorm
+    from rlnorm.validation import ConfigError as Base
+
+    assert ConfigError is Base is rlnorm.ConfigError is envs.checks.ConfigError is agents.config.schema.ConfigError
+
+
+def test_exploration_errors_name_file_and_field_without_parsing_messages() -> None:
+    data = {**SMOKE, "exploration": {"kind": "pseudocount", "norm": "in", "beta": 0.1}}
+    err = _error(data)
+    assert (err.source, err.field) == ("x.yaml", "exploration.norm")
+    assert err.problem == "must be one of none, wn, bn, pixel_ln, pixel_gn; got 'in' (did you mean 'wn'?)"
+    err = _error({**SMOKE, "exploration": {"kind": "pseudocount", "n_layers": 0}})
+    assert (err.source, err.field) == ("x.yaml", "exploration.n_layers")
+
+
+def test_exploration_block_is_kept_as_written_with_validated_values() -> None:
+    data = {**SMOKE, "exploration": {"kind": "pseudocount", "hidden_channels": 8.0, "device": "mps"}}
+    assert parse_config(data).exploration == {"kind": "pseudocount", "hidden_channels": 8, "device": "mps"}
+    with pytest.warns(DeprecationWarning, match="former name of 'pixel_ln'"):
+        config = parse_config({**SMOKE, "exploration": {"kind": "pseudocount", "norm": "ln"}})
+    assert config.exploration["norm"] == "pixel_ln"
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "mps", "cuda", "cuda:3"])
+def test_every_device_field_takes_the_same_devices(device: str) -> None:
+    from agents.exploration import PseudoCountConfig
+    from agents.pixelcnn.config import parse_pixelcnn_config
+
+    assert parse_config({**SMOKE, "device": device}).device == device
+    assert PseudoCountConfig(device=device).device == device
+    assert parse_pixelcnn_config({"train": {"device": device}}).train.device == device
+
+
+def test_allowed_names_come_from_their_tables() -> None:
+    import agents.config
+    from envs.noise import NOISE_KIND_OPTIONS
+    from rlnorm.layers import ACTIVATIONS, LAYER_NORMS
+
+    assert agents.config.ACTIVATIONS is ACTIVATIONS
+    assert agents.config.NOISE_KIND_OPTIONS is NOISE_KIND_OPTIONS
+    assert tuple(NOISE_KIND_OPTIONS) == agents.config.NOISE_KINDS
+    assert agents.config.BATCH_STAT_NORMS == ("bn", "brn")
+    err = _error({**SMOKE, "policy_kwargs": {"activation_fn": "swish"}})
+    assert all(name in err.problem for name in ACTIVATIONS)
+    err = _error({**SMOKE, "eval": {"noise": [{"kind": "blur", "levels": [0.1]}]}})
+    assert all(kind in err.problem for kind in NOISE_KIND_OPTIONS)
+    assert all(n in _error({**SMOKE, "norms": ["x"]}).problem for n in LAYER_NORMS)
+
+
+@pytest.mark.parametrize(("old", "new"), [("BACKENDS", "SWEEP_BACKENDS"), ("NOISE_OPTIONS", "NOISE_KIND_OPTIONS")])
+def test_renamed_constants_still_import_with_a_warning(old: str, new: str) -> None:
+    import agents.config
+
+    with pytest.warns(DeprecationWarning, match=f"agents.config.{old} is now agents.config.{new}"):
+        value = getattr(agents.config, old)
+    assert value is getattr(agents.config, new)

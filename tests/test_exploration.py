@@ -47,7 +47,7 @@ def test_pseudo_count_formula():
     assert count[3] < count[2] and bonus[3] > bonus[2]
 
 
-@pytest.mark.parametrize("norm", ["wn", "ln", "bn"])
+@pytest.mark.parametrize("norm", ["wn", "pixel_ln", "bn"])
 def test_prediction_gain_is_positive_on_average_for_a_just_seen_frame(norm):
     env = PseudoCountReward(minatar(1), PseudoCountConfig(norm=norm, **SMALL))
     stats = env.observe(random_frames(24))
@@ -56,7 +56,7 @@ def test_prediction_gain_is_positive_on_average_for_a_just_seen_frame(norm):
     env.close()
 
 
-@pytest.mark.parametrize("norm", ["wn", "ln"])
+@pytest.mark.parametrize("norm", ["wn", "pixel_ln"])
 def test_bonus_of_a_repeated_frame_decays(norm):
     env = PseudoCountReward(minatar(1), PseudoCountConfig(norm=norm, lr=3e-3, **SMALL))
     frame = random_frames(5)[-1:]
@@ -115,7 +115,9 @@ def test_bad_options_raise_clear_errors():
         wrap_exploration(minatar(1), {"kind": "rnd"})
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['betta'\]"):
         PseudoCountConfig.from_dict({"kind": "pseudocount", "betta": 0.1})
-    with pytest.raises(ValueError, match=r"exploration\.norm.*none, wn, ln, gn, bn"):
+    with pytest.raises(
+        ValueError, match=r"exploration\.norm: must be one of none, wn, bn, pixel_ln, pixel_gn; got 'in'"
+    ):
         PseudoCountConfig(norm="in")
     with pytest.raises(ValueError, match=r"exploration\.beta"):
         PseudoCountConfig(beta=-1.0)
@@ -135,13 +137,34 @@ def test_shipped_pseudocount_configs_are_valid(name):
 
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
     settings = PseudoCountConfig.from_dict(config.exploration)
-    assert config.exploration["kind"] == "pseudocount" and settings.norm in ("wn", "ln")
+    assert config.exploration["kind"] == "pseudocount" and settings.norm in ("wn", "pixel_ln")
     if name == "pseudocount_minatar.yaml":
         env = wrap_exploration(envs.make_env(config.envs[0], n_envs=1), config.exploration)
         assert isinstance(env, PseudoCountReward) and env.encoder.levels == 16
         env.close()
     else:
         assert all(env_id.startswith("ALE/") for env_id in config.envs)
+
+
+def test_errors_are_config_errors_naming_the_field_and_whole_floats_are_counts():
+    from agents.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        PseudoCountConfig(n_layers=2.5)
+    assert info.value.field == "exploration.n_layers" and "got 2.5 (not a whole number)" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        PseudoCountConfig.from_dict({"kind": "pseudocount", "betta": 0.1})
+    assert info.value.field == "exploration.betta"
+    config = PseudoCountConfig(hidden_channels=8.0, seed=1e1, device="mps")
+    assert (config.hidden_channels, config.seed, config.device) == (8, 10, "mps")
+    assert type(config.hidden_channels) is int
+
+
+@pytest.mark.parametrize(("old", "new"), [("ln", "pixel_ln"), ("gn", "pixel_gn")])
+def test_former_density_norm_names_still_work_with_a_warning(old, new):
+    with pytest.warns(DeprecationWarning, match=rf"exploration\.norm: '{old}' is the former name of '{new}'"):
+        config = PseudoCountConfig.from_dict({"kind": "pseudocount", "norm": old})
+    assert config.norm == new
 
 
 def test_state_dict_restores_the_density_model_and_count():

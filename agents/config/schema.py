@@ -3,8 +3,10 @@
 Parsing and validation live in :mod:`agents.config.loader` (import everything from there).
 
 A config is parsed into frozen dataclasses; every unknown key and every bad value raises
-:class:`ConfigError` *before* any environment or model is built, with a one-line message that names
-the file, the dotted field and the allowed values (or the closest valid key).
+:class:`ConfigError` (:class:`rlnorm.validation.ConfigError`) *before* any environment or model is built, with a
+one-line message that names the file, the dotted field and the allowed values (or the closest valid key). The
+allowed values come from their one table each: norms from :data:`rlnorm.registry.NORMS`, activations from
+:data:`rlnorm.layers.ACTIVATIONS`, noise kinds from :data:`envs.noise.NOISE_KIND_OPTIONS`.
 
 Layout of a config (see ``configs/default.yaml``)::
 
@@ -27,39 +29,48 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from envs.noise import NOISE_KIND_OPTIONS
+from rlnorm.layers import ACTIVATIONS, LAYER_NORMS
+from rlnorm.registry import norm_names
+from rlnorm.validation import ConfigError
+
 ALGOS = ("PPO", "A2C", "DQN", "RecurrentPPO")
 NETWORKS = ("auto", "cnn", "mlp")
-BACKENDS = ("local", "ray")
-#: ``policy_kwargs.activation_fn`` names (YAML cannot hold a class)
-ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
-#: evaluation noise kind -> ``envs.make_env`` option that applies it
-NOISE_OPTIONS = {
-    "gaussian": "obs_noise_std",
-    "salt_pepper": "salt_pepper_p",
-    "flicker": "flicker_p",
-    "frame_drop": "frame_drop_p",
-}
+#: how the grid of runs is executed (``sweep.backend``); not the env backends of ``envs.make_env``
+SWEEP_BACKENDS = ("local", "ray")
+#: ``eval.noise[].kind`` names: the noise kinds of :data:`envs.noise.NOISE_KIND_OPTIONS`
+NOISE_KINDS: tuple[str, ...] = tuple(NOISE_KIND_OPTIONS)
 #: norms whose train mode normalizes with the statistics of the batch (a batch of one fails)
-BATCH_STAT_NORMS = ("bn", "brn")
+BATCH_STAT_NORMS: tuple[str, ...] = norm_names("layer", needs_batch_gt1=True)
 #: hyperparameters the training entry point sets itself
 RESERVED_HYPERPARAMS = ("policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model")
 
-
-class ConfigError(ValueError):
-    """A config value is invalid. The message is one line: ``<source>: <field>: <problem>``."""
-
-    def __init__(self, source: str, field_path: str, problem: str) -> None:
-        self.source = source
-        self.field = field_path
-        self.problem = problem
-        super().__init__(f"{source}: {field_path}: {problem}".replace("\n", " "))
+__all__ = [
+    "ACTIVATIONS",
+    "ALGOS",
+    "BATCH_STAT_NORMS",
+    "LAYER_NORMS",
+    "NETWORKS",
+    "NOISE_KINDS",
+    "NOISE_KIND_OPTIONS",
+    "RESERVED_HYPERPARAMS",
+    "SWEEP_BACKENDS",
+    "ConfigError",
+    "DiagnosticsConfig",
+    "EvalConfig",
+    "ExperimentConfig",
+    "NoiseSpec",
+    "SweepConfig",
+    "TrainConfig",
+    "plain_data",
+]
 
 
 @dataclass(frozen=True)
 class NoiseSpec:
     """Evaluation condition: one perturbation kind at several levels.
 
-    :param kind: one of :data:`NOISE_OPTIONS` (``gaussian``, ``salt_pepper``, ``flicker``)
+    :param kind: one of :data:`NOISE_KINDS` (``gaussian``, ``salt_pepper``, ``flicker``, ``frame_drop``)
     :param levels: strengths, each > 0 (std of Gaussian noise on observations scaled to [0, 1],
         or a probability for ``salt_pepper`` / ``flicker``)
     """
@@ -127,7 +138,8 @@ class SweepConfig:
     """How the grid (envs x norms x seeds) runs.
 
     :param workers: parallel runs; 0 means one per CPU core
-    :param backend: ``local`` (process pool) or ``ray`` (local Ray or the cluster at ``RAY_ADDRESS``)
+    :param backend: one of :data:`SWEEP_BACKENDS`: ``local`` (process pool) or ``ray`` (local Ray or the
+        cluster at ``RAY_ADDRESS``)
     """
 
     workers: int = 0
@@ -141,13 +153,13 @@ class ExperimentConfig:
     :param experiment: name; runs go to ``<runs_dir>/<experiment>/`` and the report to
         ``<reports_dir>/<experiment>/``
     :param algo: one of :data:`ALGOS`
-    :param norms: norms compared, each from ``rlnorm.layers.LAYER_NORMS`` (``none`` = same architecture
+    :param norms: norms compared, each from :data:`LAYER_NORMS` (``none`` = same architecture
         without normalization)
     :param envs: environment ids accepted by ``envs.make_env``
     :param seeds: one run per seed for each (env, norm)
     :param train: see :class:`TrainConfig`
     :param network: ``cnn`` / ``mlp`` policy family, or ``auto`` (images -> cnn)
-    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
+    :param device: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N`` (:func:`rlnorm.validation.check_device`)
     :param hyperparams: algorithm arguments keyed by ``default`` or env id (env entries override default);
         ``n_envs`` there overrides ``train.n_envs`` for that env
     :param policy_kwargs: extra policy arguments (``norm`` is set per arm)
