@@ -11,7 +11,7 @@ import envs
 from agents.pixelcnn.config import apply_pixelcnn_overrides, load_pixelcnn_config, parse_pixelcnn_config
 from agents.pixelcnn.data import build_dataset, ensure_dataset, load_dataset
 from agents.pixelcnn.data import main as data_main
-from agents.pixelcnn.train import PALETTE, run_grid, sample_grid, to_rgb
+from agents.pixelcnn.train import PALETTE, run_pixelcnn_grid, sample_grid, to_rgb
 from agents.pixelcnn.train import main as train_main
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pixelcnn.yaml"
@@ -40,13 +40,16 @@ def test_shipped_config_is_valid_and_overrides_resolve():
     config = load_pixelcnn_config(CONFIG, ["n_updates=7", "data.n_envs=3", "train.batch_sizes=[1]"])
     assert config.train.n_updates == 7 and config.data.n_envs == 3 and config.train.batch_sizes == (1,)
     assert 1 in load_pixelcnn_config(CONFIG).train.batch_sizes
-    assert set(load_pixelcnn_config(CONFIG).train.norms) == {"none", "wn", "ln", "gn", "bn"}
+    assert set(load_pixelcnn_config(CONFIG).train.norms) == {"none", "wn", "pixel_ln", "pixel_gn", "bn"}
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"train": {"norms": ["wn", "xx"]}}, r"train\.norms\[1\].*none, wn, ln, gn, bn"),
+        (
+            {"train": {"norms": ["wn", "xx"]}},
+            r"train\.norms\[1\]: must be one of none, wn, bn, pixel_ln, pixel_gn; got 'xx'",
+        ),
         ({"train": {"batch_sizes": [0]}}, r"train\.batch_sizes\[0\].*>= 1"),
         ({"train": {"n_update": 5}}, r"train\.n_update: unknown key"),
         ({"model": {"arch": "wide"}}, r"model\.arch.*gated, plain"),
@@ -61,6 +64,49 @@ def test_shipped_config_is_valid_and_overrides_resolve():
 def test_bad_config_values_name_the_field(data, message):
     with pytest.raises(ValueError, match=message):
         parse_pixelcnn_config(data)
+
+
+def test_errors_are_config_errors_naming_file_and_field(tmp_path):
+    from agents.config import ConfigError
+
+    path = tmp_path / "p.yaml"
+    path.write_text("train:\n  n_updates: 1e3\n  batch_sizes: [1, 8.0]\n  device: mps\n")
+    config = load_pixelcnn_config(path)
+    assert config.train.n_updates == 1000 and config.train.batch_sizes == (1, 8) and config.train.device == "mps"
+    with pytest.raises(ConfigError) as info:
+        load_pixelcnn_config(path, ["train.n_updates=2.5"])
+    assert (info.value.source, info.value.field) == (str(path), "train.n_updates")
+    assert str(info.value).endswith("must be an integer >= 1, got 2.5 (not a whole number)")
+    with pytest.raises(ConfigError, match=r"train\.device: must be auto, cpu, mps, cuda or cuda:N; got 'gpu'"):
+        parse_pixelcnn_config({"train": {"device": "gpu"}})
+    with pytest.raises(ConfigError, match=r"train\.norms\[1\]: duplicate value 'wn'"):
+        parse_pixelcnn_config({"train": {"norms": ["wn", "wn"]}})
+    with pytest.raises(ConfigError, match=r"data\.bits: must be an integer in \[1, 8\], got 9"):
+        parse_pixelcnn_config({"data": {"bits": 9}})
+
+
+def test_former_norm_names_are_read_as_the_pixel_norms_with_a_warning():
+    with pytest.warns(DeprecationWarning) as records:
+        config = parse_pixelcnn_config({"train": {"norms": ["ln", "gn", "bn"]}})
+    assert [str(r.message).split(" (")[0] for r in records] == [
+        "train.norms[0]: 'ln' is the former name of 'pixel_ln'",
+        "train.norms[1]: 'gn' is the former name of 'pixel_gn'",
+    ]
+    assert config.train.norms == ("pixel_ln", "pixel_gn", "bn")
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=r"train\.norms\[1\]: duplicate"):
+        parse_pixelcnn_config({"train": {"norms": ["ln", "pixel_ln"]}})
+
+
+def test_renamed_pixelcnn_names_still_import_with_a_warning():
+    import agents.pixelcnn.config
+    import agents.pixelcnn.train
+
+    with pytest.warns(DeprecationWarning, match="PixelCNNTrainConfig"):
+        assert agents.pixelcnn.config.TrainConfig is agents.pixelcnn.config.PixelCNNTrainConfig
+    with pytest.warns(DeprecationWarning, match="run_pixelcnn_grid"):
+        assert agents.pixelcnn.train.run_grid is run_pixelcnn_grid
+    with pytest.warns(DeprecationWarning, match="PixelCNNRunResult"):
+        assert agents.pixelcnn.train.RunResult is agents.pixelcnn.train.PixelCNNRunResult
 
 
 def test_ambiguous_or_unknown_override_is_rejected():
@@ -104,7 +150,7 @@ def test_load_dataset_rejects_other_npz(tmp_path):
 def test_training_grid_collects_data_logs_tensorboard_and_saves_samples(tmp_path):
     config = parse_pixelcnn_config(tiny(tmp_path))
     assert not Path(config.data.path).exists()
-    results = run_grid(config)
+    results = run_pixelcnn_grid(config)
     assert Path(config.data.path).is_file()  # collected on demand
     assert [(r.norm, r.batch_size) for r in results] == [("wn", 1), ("wn", 4), ("bn", 1), ("bn", 4)]
     root = tmp_path / "runs" / "MinAtar_Breakout-v1"
@@ -148,3 +194,13 @@ def test_minatar_samples_are_coloured_by_channel():
     assert (collapsed[0] == 0).all() and (collapsed[1] == PALETTE[1]).all()
     with pytest.raises(ValueError, match="encoding"):
         to_rgb(images, 16, "rgb")
+
+
+def test_study_reads_summaries_saved_under_the_former_norm_names(tmp_path):
+    from agents.studies.pixelcnn import load_summaries
+
+    header = "norm,batch_size,train_bpd,test_bpd,test_bpd_train_mode_b1,seconds\n"
+    (tmp_path / "old.csv").write_text(header + "ln,1,1.0,1.1,1.2,3\ngn,1,1.0,1.1,1.2,3\nbn,1,1.0,1.1,1.2,3\n")
+    (tmp_path / "new.csv").write_text(header + "pixel_ln,1,1.0,1.1,1.2,3\n")
+    results = load_summaries({0: tmp_path / "old.csv", 1: tmp_path / "new.csv"})
+    assert list(results.norm) == ["pixel_ln", "pixel_gn", "bn", "pixel_ln"]

@@ -176,7 +176,7 @@ def test_pixelcnn_study_two_seeds(tmp_path: Path) -> None:
         "data.n_envs=2",
         "model.hidden_channels=4",
         "model.n_layers=1",
-        "train.norms=[ln,bn]",
+        "train.norms=[pixel_ln,bn]",
         "train.batch_sizes=[1,4]",
         "train.n_updates=2",
         "train.eval_every=1",
@@ -190,8 +190,8 @@ def test_pixelcnn_study_two_seeds(tmp_path: Path) -> None:
     report = tmp_path / "study_pixelcnn" / "report.md"
     assert (report.parent / "pixelcnn.png").stat().st_size > 10_000
     text = report.read_text()
-    assert "| bn |" in text and "| ln |" in text and "b=4" in text
-    assert text.count("| ln | 4 |") == 2  # one per-seed row for each seed
+    assert "| bn |" in text and "| pixel_ln |" in text and "b=4" in text
+    assert text.count("| pixel_ln | 4 |") == 2  # one per-seed row for each seed
     with pytest.raises(ValueError, match="SEED=PATH"):
         parse_reuse(["runs/x.csv"])
     with pytest.raises(ValueError, match="no such file"):

@@ -6,24 +6,38 @@ Layout::
     model:  {arch, hidden_channels, n_layers, kernel_size, output, n_mixtures}
     train:  {norms, batch_sizes, n_updates, lr, eval_every, eval_frames, n_samples, seed, device, logdir}
 
-Every unknown key and bad value raises ``ValueError`` naming the dotted field (and the allowed values)
-before anything is built. ``key=value`` overrides use dotted keys (``train.n_updates=200``); a key that
-names exactly one field of a section is resolved to it (``n_updates=200``).
+Every unknown key and bad value raises :class:`~rlnorm.validation.ConfigError` (the experiment configs' error,
+a ``ValueError``) naming the file, the dotted field and the allowed values before anything is built.
+``key=value`` overrides use dotted keys (``train.n_updates=200``); a key that names exactly one field of a
+section is resolved to it (``n_updates=200``). The norms are the PixelCNN's (``pixel_ln``, ``pixel_gn``, ...;
+the former ``ln`` / ``gn`` are read as those, with a ``DeprecationWarning``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agents.config import load_yaml, parse_override
 from rlnorm.pixelcnn.frames import BINARY_MODES
-from rlnorm.pixelcnn.layers import PIXELCNN_NORMS
+from rlnorm.pixelcnn.layers import PIXELCNN_NORMS, check_pixelcnn_norm
 from rlnorm.pixelcnn.model import ARCHS, OUTPUTS
+from rlnorm.validation import (
+    ConfigError,
+    check_choice,
+    check_device,
+    check_int,
+    check_keys,
+    check_list,
+    check_mapping,
+    check_positive,
+    check_str,
+)
 
 #: Algorithms a trained data-collection policy may come from (``"<ALGO>:<path to .zip>"``).
 POLICY_ALGOS: tuple[str, ...] = ("PPO", "A2C", "DQN")
@@ -73,7 +87,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class PixelCNNTrainConfig:
     """The grid: one run per (norm, batch size), each ``n_updates`` Adam steps.
 
     :param norms: from :data:`~rlnorm.pixelcnn.layers.PIXELCNN_NORMS`
@@ -85,7 +99,7 @@ class TrainConfig:
         mode and one at a time in train mode
     :param n_samples: images in the final sample grid
     :param seed: torch seed of every run
-    :param device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``
+    :param device: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``
     :param logdir: root of the TensorBoard runs
     """
 
@@ -107,7 +121,7 @@ class PixelCNNExperiment:
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: PixelCNNTrainConfig = field(default_factory=PixelCNNTrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML-able data (tuples become lists)."""
@@ -117,25 +131,10 @@ class PixelCNNExperiment:
         }
 
 
-_SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+_SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": PixelCNNTrainConfig}
 _POSITIVE_INTS = {"n_frames", "n_test_frames", "n_envs", "keep_every", "size", "bits", "hidden_channels"}
 _POSITIVE_INTS |= {"n_layers", "kernel_size", "n_updates", "eval_every", "eval_frames", "n_samples", "n_mixtures"}
-
-
-def _fail(path: str, problem: str) -> ValueError:
-    return ValueError(f"{path}: {problem}")
-
-
-def _check_int(value: Any, path: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise _fail(path, f"must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_choice(value: Any, path: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise _fail(path, f"got {value!r}; choose one of {', '.join(allowed)}")
-    return value
+_CHOICES: dict[str, tuple[str, ...]] = {"arch": ARCHS, "output": OUTPUTS, "binary_mode": BINARY_MODES}
 
 
 def _check_policy(value: Any, path: str) -> str:
@@ -143,73 +142,68 @@ def _check_policy(value: Any, path: str) -> str:
         return value
     algo, sep, model_path = str(value).partition(":")
     if not sep or algo not in POLICY_ALGOS or not model_path:
-        raise _fail(
-            path, f"must be 'random' or '<ALGO>:<model.zip>' with ALGO in {', '.join(POLICY_ALGOS)}, got {value!r}"
+        raise ConfigError(
+            "",
+            path,
+            f"must be 'random' or '<ALGO>:<model.zip>' with ALGO in {', '.join(POLICY_ALGOS)}, got {value!r}",
         )
     return value
+
+
+def _check_value(key: str, value: Any, path: str) -> Any:
+    """``value`` of the field ``key`` checked (and converted) by the validator of its kind."""
+    if key in _POSITIVE_INTS:
+        return check_int(value, path, 1, maximum=8 if key == "bits" else None)
+    if key == "seed":
+        return check_int(value, path, 0)
+    if key == "lr":
+        return check_positive(value, path)
+    if key == "device":
+        return check_device(value, path)
+    if key in _CHOICES:
+        return check_choice(value, path, _CHOICES[key])
+    item_checks = {
+        "norms": check_pixelcnn_norm,
+        "batch_sizes": lambda v, p: check_int(v, p, 1),
+        "policies": _check_policy,
+    }
+    if key in item_checks:
+        items = [item_checks[key](v, f"{path}[{i}]") for i, v in enumerate(check_list(value, path))]
+        return tuple(check_list(items, path, unique=True))
+    return check_str(value, path)
 
 
 def _parse_section(name: str, data: Any) -> Any:
     cls = _SECTIONS[name]
     if data is None:
         return cls()
-    if not isinstance(data, Mapping):
-        raise _fail(name, f"must be a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise _fail(f"{name}.{unknown[0]}", f"unknown key; allowed keys: {', '.join(fields)}")
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        path = f"{name}.{key}"
-        if key in _POSITIVE_INTS:
-            value = _check_int(value, path, 1)
-        elif key == "seed":
-            value = _check_int(value, path, 0)
-        elif key == "lr":
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise _fail(path, f"must be a number > 0, got {value!r}")
-            value = float(value)
-        elif key in ("norms", "batch_sizes", "policies"):
-            if not isinstance(value, (list, tuple)) or not value:
-                raise _fail(path, f"must be a non-empty list, got {value!r}")
-            if key == "norms":
-                value = tuple(_check_choice(v, f"{path}[{i}]", PIXELCNN_NORMS) for i, v in enumerate(value))
-            elif key == "batch_sizes":
-                value = tuple(_check_int(v, f"{path}[{i}]", 1) for i, v in enumerate(value))
-            else:
-                value = tuple(_check_policy(v, f"{path}[{i}]") for i, v in enumerate(value))
-            if len(set(value)) != len(value):
-                raise _fail(path, f"has duplicates: {list(value)}")
-        elif key == "arch":
-            value = _check_choice(value, path, ARCHS)
-        elif key == "output":
-            value = _check_choice(value, path, OUTPUTS)
-        elif key == "binary_mode":
-            value = _check_choice(value, path, BINARY_MODES)
-        elif not isinstance(value, str) or not value:
-            raise _fail(path, f"must be a non-empty string, got {value!r}")
-        values[key] = value
+    data = check_mapping(data, name)
+    check_keys(data, name, [f.name for f in dataclasses.fields(cls)])
+    values = {key: _check_value(key, value, f"{name}.{key}") for key, value in data.items()}
     if values.get("kernel_size", 1) % 2 == 0:
-        raise _fail(f"{name}.kernel_size", f"must be odd, got {values['kernel_size']}")
-    if values.get("bits", 1) > 8:
-        raise _fail(f"{name}.bits", f"must be in 1..8, got {values['bits']}")
+        raise ConfigError("", f"{name}.kernel_size", f"must be odd, got {values['kernel_size']}")
     return cls(**values)
 
 
-def parse_pixelcnn_config(data: Any) -> PixelCNNExperiment:
+def parse_pixelcnn_config(data: Any, source: str = "<config>") -> PixelCNNExperiment:
     """Validate raw YAML data into a :class:`PixelCNNExperiment`.
 
     :param data: the parsed document (a mapping with ``data``, ``model``, ``train``)
+    :param source: name used in error messages (usually the file path)
+    :raises ConfigError: on the first unknown key or bad value
     """
     if data is None:
         data = {}
-    if not isinstance(data, Mapping):
-        raise _fail("<config>", f"must be a mapping, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(_SECTIONS))
-    if unknown:
-        raise _fail(unknown[0], f"unknown section; allowed: {', '.join(_SECTIONS)}")
-    return PixelCNNExperiment(**{name: _parse_section(name, data.get(name)) for name in _SECTIONS})
+    try:
+        data = check_mapping(data, "<top level>")
+        unknown = sorted(set(data) - set(_SECTIONS))
+        if unknown:
+            raise ConfigError("", unknown[0], f"unknown section; allowed: {', '.join(_SECTIONS)}")
+        return PixelCNNExperiment(**{name: _parse_section(name, data.get(name)) for name in _SECTIONS})
+    except ConfigError as err:
+        if err.source:
+            raise
+        raise err.with_source(source) from None
 
 
 def apply_pixelcnn_overrides(data: Any, overrides: Sequence[str]) -> dict[str, Any]:
@@ -222,13 +216,14 @@ def apply_pixelcnn_overrides(data: Any, overrides: Sequence[str]) -> dict[str, A
             owners = [s for s, cls in _SECTIONS.items() if key in {f.name for f in dataclasses.fields(cls)}]
             if len(owners) != 1:
                 where = f"is in several sections ({', '.join(owners)})" if owners else "names no field"
-                raise _fail(key, f"override {where}; use section.key")
+                raise ConfigError("<command line>", key, f"override {where}; use section.key")
             parts = [owners[0], key]
         if len(parts) != 2 or parts[0] not in _SECTIONS:
-            raise _fail(key, f"overrides are <section>.<key> with section in {', '.join(_SECTIONS)}")
+            problem = f"overrides are <section>.<key> with section in {', '.join(_SECTIONS)}"
+            raise ConfigError("<command line>", key, problem)
         section = data.setdefault(parts[0], {})
         if not isinstance(section, dict):
-            raise _fail(parts[0], "is not a section")
+            raise ConfigError("<command line>", parts[0], "is not a section")
         section[parts[1]] = value
     return data
 
@@ -239,4 +234,12 @@ def load_pixelcnn_config(path: str | Path, overrides: Sequence[str] = ()) -> Pix
     :param path: the YAML file
     :param overrides: ``key=value`` strings
     """
-    return parse_pixelcnn_config(apply_pixelcnn_overrides(load_yaml(path), overrides))
+    return parse_pixelcnn_config(apply_pixelcnn_overrides(load_yaml(path), overrides), source=str(path))
+
+
+def __getattr__(name: str) -> Any:
+    # the experiment configs have a TrainConfig of their own (agents.config.TrainConfig)
+    if name == "TrainConfig":
+        warnings.warn("agents.pixelcnn.config.TrainConfig is now PixelCNNTrainConfig", DeprecationWarning, stacklevel=2)
+        return PixelCNNTrainConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

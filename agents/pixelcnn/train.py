@@ -23,9 +23,11 @@ import csv
 import math
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,7 +44,7 @@ EVAL_BATCH = 256
 
 
 @dataclass(frozen=True)
-class RunResult:
+class PixelCNNRunResult:
     """Final numbers of one (norm, batch size) run."""
 
     norm: str
@@ -136,7 +138,7 @@ def train_one(
     levels: int,
     run_dir: Path,
     encoding: str = "grey",
-) -> RunResult:
+) -> PixelCNNRunResult:
     """Train one PixelCNN and log it under ``run_dir``.
 
     :param config: the experiment
@@ -194,10 +196,10 @@ def train_one(
         save_png(picture, run_dir / "samples.png")
     finally:
         writer.close()
-    return RunResult(norm, batch_size, train_bpd, test_bpd, test_bpd_b1, time.perf_counter() - start)
+    return PixelCNNRunResult(norm, batch_size, train_bpd, test_bpd, test_bpd_b1, time.perf_counter() - start)
 
 
-def run_grid(config: PixelCNNExperiment) -> list[RunResult]:
+def run_pixelcnn_grid(config: PixelCNNExperiment) -> list[PixelCNNRunResult]:
     """Every (norm, batch size) run of ``config``; writes ``summary.csv`` and returns the results."""
     data = load_dataset(ensure_dataset(config.data))
     device = resolve_device(config.train.device)
@@ -213,7 +215,7 @@ def run_grid(config: PixelCNNExperiment) -> list[RunResult]:
             run_dir = root / f"{norm}-b{batch_size}-s{config.train.seed}"
             result = train_one(config, norm, batch_size, train, test, levels, run_dir, encoding)
             print(
-                f"{norm:>4} b{batch_size:<4} train {result.train_bpd:.3f}  test {result.test_bpd:.3f}  "
+                f"{norm:>8} b{batch_size:<4} train {result.train_bpd:.3f}  test {result.test_bpd:.3f}  "
                 f"test(train mode, b1) {result.test_bpd_train_mode_b1:.3f}  bits/dim  ({result.seconds:.0f}s)",
                 flush=True,
             )
@@ -228,7 +230,7 @@ def run_grid(config: PixelCNNExperiment) -> list[RunResult]:
     return results
 
 
-def summary_table(results: Sequence[RunResult]) -> str:
+def summary_table(results: Sequence[PixelCNNRunResult]) -> str:
     """Markdown table: one row per norm, test bits/dim (eval mode / train mode at batch 1) per batch size."""
     batch_sizes = sorted({r.batch_size for r in results})
     norms = list(dict.fromkeys(r.norm for r in results))
@@ -260,12 +262,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.n_updates=200")
     args = parser.parse_args(argv)
     try:
-        config = load_pixelcnn_config(args.config, args.overrides)
+        with warnings.catch_warnings():
+            # a command-line user should see that a config spells a norm the old way
+            warnings.simplefilter("always", DeprecationWarning)
+            config = load_pixelcnn_config(args.config, args.overrides)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    run_grid(config)
+    run_pixelcnn_grid(config)
     return 0
+
+
+# the former names, which the experiment pipeline also uses (agents.pipeline.runs.RunResult,
+# agents.pipeline.sweep.run_grid) for other things
+_RENAMED = {"RunResult": "PixelCNNRunResult", "run_grid": "run_pixelcnn_grid"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        warnings.warn(f"agents.pixelcnn.train.{name} is now {_RENAMED[name]}", DeprecationWarning, stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

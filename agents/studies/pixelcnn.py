@@ -22,8 +22,12 @@ import pandas as pd
 
 from agents.report.stats import Interval, iqm_interval
 from agents.report.tables import md_table, ordered
+from rlnorm.pixelcnn.layers import PIXELCNN_NORMS
+from rlnorm.registry import NORMS
 
 EXPERIMENT = "study_pixelcnn"
+#: former spelling -> PixelCNN norm (``ln`` -> ``pixel_ln``), from :attr:`rlnorm.registry.NormSpec.old_names`
+FORMER_NORM_NAMES: dict[str, str] = {old: name for name in PIXELCNN_NORMS for old in NORMS[name].old_names}
 COLUMNS = {
     "test_bpd": "test bits/dim (eval mode)",
     "test_bpd_train_mode_b1": "test bits/dim (train mode, one frame at a time)",
@@ -61,12 +65,17 @@ def summary_path(logdir: str | Path, seed: int, env_id: str) -> Path:
 def load_summaries(paths: Mapping[int, Path]) -> pd.DataFrame:
     """The ``summary.csv`` of every seed, with a ``seed`` column.
 
+    Summaries written before the per-pixel norms had names of their own say ``ln`` / ``gn``; they are read as
+    ``pixel_ln`` / ``pixel_gn``, so old and new seeds of a study land in the same rows.
+
     :param paths: seed -> summary file
     """
     frames = [pd.read_csv(path).assign(seed=seed) for seed, path in sorted(paths.items())]
     if not frames:
         raise FileNotFoundError("no PixelCNN summaries to read")
-    return pd.concat(frames, ignore_index=True)
+    results = pd.concat(frames, ignore_index=True)
+    results["norm"] = results["norm"].map(lambda norm: FORMER_NORM_NAMES.get(norm, norm))
+    return results
 
 
 def summarize(results: pd.DataFrame) -> dict[tuple[str, str, int], Interval]:
@@ -163,8 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: command-line arguments
     :return: exit status
     """
+    import warnings
+
     from agents.pixelcnn.config import load_pixelcnn_config
-    from agents.pixelcnn.train import run_grid
+    from agents.pixelcnn.train import run_pixelcnn_grid
 
     parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_argument("config", help="PixelCNN config, e.g. configs/study_pixelcnn.yaml")
@@ -175,7 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         reuse = parse_reuse(args.reuse)
-        base = load_pixelcnn_config(args.config, args.overrides)
+        with warnings.catch_warnings():
+            # a command-line user should see that a config spells a norm the old way
+            warnings.simplefilter("always", DeprecationWarning)
+            base = load_pixelcnn_config(args.config, args.overrides)
         if any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds):
             raise ValueError(f"--seeds: must be distinct integers >= 0, got {args.seeds}")
     except ValueError as err:
@@ -189,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.copyfile(reuse[seed], path)
         elif not path.exists():
             overrides = [*args.overrides, f"train.seed={seed}", f"train.logdir={Path(base.train.logdir) / f's{seed}'}"]
-            run_grid(load_pixelcnn_config(args.config, overrides))
+            run_pixelcnn_grid(load_pixelcnn_config(args.config, overrides))
         sources[seed] = reuse.get(seed, path)
     results = load_summaries({s: summary_path(base.train.logdir, s, base.data.env_id) for s in args.seeds})
     out_dir = Path(args.out) / EXPERIMENT
