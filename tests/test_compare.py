@@ -182,5 +182,5 @@ def test_report_without_finished_runs_says_so(tmp_path: Path) -> None:
     _mixed_run(root, 0, 1.0, 2000, "unfinished")
     write_layout(root, ["MinAtar/Breakout-v1"])
     md = compare(root, tmp_path / "report").read_text()
-    assert "1 runs: 1 unfinished." in md and "No finished run yet" in md
+    assert "1 run: 1 unfinished." in md and "No finished run yet" in md
     assert "## Final evaluation return" not in md

@@ -98,7 +98,7 @@ def test_runs_of_the_previous_version_skip_resume_and_compare(tmp_path: Path) ->
     ]
     assert train_run(grid(load_config(SMOKE, [*overrides, "total_timesteps=512"]))[0]).status == "skipped"
     md = compare(runs / "legacy_smoke", tmp_path / "report").read_text()
-    assert "1 runs: 1 finished." in md and "| CartPole-v1/PPO-wn-s0 |" in md
+    assert "1 run: 1 finished." in md and "| CartPole-v1/PPO-wn-s0 |" in md
 
     result = train_run(grid(load_config(SMOKE, [*overrides, "total_timesteps=1024"]))[0])
     assert result.status == "finished" and result.num_timesteps == 1024, result.message

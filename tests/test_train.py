@@ -180,7 +180,7 @@ def test_nan_message_says_what_is_kept_and_keeps_the_last_finite_model(tmp_path:
     assert result.status == "failed" and result.num_timesteps == 512
     assert "checkpoint is kept" not in result.message
     assert result.message.endswith(
-        "stopped, kept: last_finite_model.zip (the last finite weights, step 0); no checkpoint (none was due yet)"
+        "stopped, kept: last_finite_model.zip (the last finite weights, step 0); no checkpoint (none saved yet)"
     ), result.message
     assert checkpoint_steps(spec.run_dir) is None
     model = PPO.load(spec.run_dir / "last_finite_model.zip", device="cpu")

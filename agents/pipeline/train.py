@@ -20,9 +20,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
-from torch import nn
 
-from agents.config import NOISE_OPTIONS, ConfigError, parse_schedule, save_config
+from agents.config import ACTIVATIONS, ConfigError, parse_schedule, save_config
+from agents.config import NOISE_KIND_OPTIONS as NOISE_OPTIONS
 from agents.pipeline.callbacks import HParamsCallback, NoiseEvalCallback, NormDiagnosticsCallback, ProgressCallback
 from agents.pipeline.checkpoints import (
     CHECKPOINT_DIR,
@@ -46,7 +46,7 @@ EVAL_SEED_OFFSET = 10_000
 #: the final checkpoint's state keeps the final metrics, so a run killed before writing final.json finishes
 #: without evaluating (and logging) a second time
 FINAL_METRICS = "final_metrics"
-_ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+_ACTIVATIONS = ACTIVATIONS  # the one table: rlnorm.layers.ACTIVATIONS
 
 
 def algo_kwargs(spec: RunSpec, policy_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def _kept_after_failure(guard: NonFiniteGuardCallback, run_dir: Path) -> str:
     finite_step = guard.save_last_finite(run_dir / LAST_FINITE_FILE)
     finite = f"{LAST_FINITE_FILE} (the last finite weights, step {finite_step})" if finite_step is not None else ""
     saved = checkpoint_steps(run_dir)
-    checkpoint = f"{CHECKPOINT_DIR}/ up to step {saved}" if saved is not None else "no checkpoint (none was due yet)"
+    checkpoint = f"{CHECKPOINT_DIR}/ up to step {saved}" if saved is not None else "no checkpoint (none saved yet)"
     return f"kept: {finite}; {checkpoint}" if finite else f"kept: {checkpoint}"
 
 

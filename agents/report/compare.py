@@ -75,7 +75,7 @@ def _score_rows(finals: pd.DataFrame, tag: str, envs: Sequence[str], norms: Sequ
 def _status_section(states: pd.DataFrame, include_unfinished: bool) -> list[str]:
     counts = {status: int((states.status == status).sum()) for status in RUN_STATUSES}
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    md = ["## Runs", "", f"{len(states)} runs: {summary}."]
+    md = ["## Runs", "", f"{len(states)} run{'s' * (len(states) != 1)}: {summary}."]
     others = states[states.status != "finished"]
     if len(others):
         if include_unfinished:
