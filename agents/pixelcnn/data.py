@@ -21,6 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.pixelcnn.config import DataConfig, load_pixelcnn_config
 from rlnorm.pixelcnn.frames import BinaryFrameEncoder, GreyFrameEncoder, frame_encoder_for
+from rlnorm.validation import ConfigError
 
 TEST_SEED_OFFSET = 10_000
 
@@ -59,7 +60,8 @@ def collect_frames(config: DataConfig, policy_spec: str, n_frames: int, seed: in
     try:
         space = env.observation_space
         if space.dtype != np.uint8 or len(space.shape) != 3:
-            raise ValueError(f"data.env_id: {config.env_id!r} has no channel-first uint8 image observations")
+            problem = f"{config.env_id!r} has no channel-first uint8 image observations"
+            raise ConfigError("", "data.env_id", problem)
         encoder = frame_encoder_for(
             space.shape, int(np.max(space.high)), size=config.size, bits=config.bits, binary_mode=config.binary_mode
         )

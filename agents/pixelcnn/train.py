@@ -35,7 +35,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 from agents.pixelcnn.config import PixelCNNExperiment, load_pixelcnn_config
 from agents.pixelcnn.data import ensure_dataset, load_dataset
+from rlnorm.pixelcnn.frames import BINARY_MODES
 from rlnorm.pixelcnn.model import PixelCNN
+from rlnorm.validation import check_choice
 
 #: Frames used by weight norm's data-dependent initialization.
 DATA_INIT_FRAMES = 256
@@ -79,6 +81,8 @@ def train_mode_batch1_bits_per_dim(model: PixelCNN, frames: torch.Tensor) -> flo
     return float(np.mean([probe.bits_per_dim(x[None]).item() for x in frames]))
 
 
+#: How a dataset's levels map to pictures: grey values, or one of the MinAtar channel encodings.
+ENCODINGS: tuple[str, ...] = ("grey", *BINARY_MODES)
 #: Colours of MinAtar's channels in sample pictures (matplotlib's tab10).
 PALETTE = np.array(
     [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75],
@@ -95,19 +99,18 @@ def to_rgb(images: np.ndarray, levels: int, encoding: str) -> np.ndarray:
     :param encoding: ``grey`` (levels are grey values), ``bits`` (bit ``c`` = MinAtar channel ``c``) or
         ``argmax`` (level ``k > 0`` = channel ``k - 1``)
     """
+    check_choice(encoding, "encoding", ENCODINGS)
     if encoding == "grey":
         grey = (images * (255.0 / (levels - 1))).round().astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)
     palette = PALETTE[np.arange(levels) % len(PALETTE)]
     if encoding == "argmax":
         return np.where((images > 0)[..., None], palette[np.maximum(images - 1, 0)], 0).astype(np.uint8)
-    if encoding == "bits":
-        rgb = np.zeros((*images.shape, 3), dtype=np.uint8)
-        for c in range(int(math.log2(levels))):
-            on = ((images >> c) & 1).astype(bool)
-            rgb[on] = np.maximum(rgb[on], palette[c])
-        return rgb
-    raise ValueError(f"encoding: got {encoding!r}; choose one of grey, bits, argmax")
+    rgb = np.zeros((*images.shape, 3), dtype=np.uint8)  # "bits"
+    for c in range(int(math.log2(levels))):
+        on = ((images >> c) & 1).astype(bool)
+        rgb[on] = np.maximum(rgb[on], palette[c])
+    return rgb
 
 
 def sample_grid(samples: torch.Tensor, levels: int, encoding: str = "grey", columns: int = 8) -> np.ndarray:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rlnorm.validation import check_choice, check_int
+
 BINARY_MODES: tuple[str, ...] = ("bits", "argmax")
 
 
@@ -42,10 +44,8 @@ class GreyFrameEncoder:
     """
 
     def __init__(self, size: int = 42, bits: int = 3):
-        if not 1 <= bits <= 8:
-            raise ValueError(f"bits must be in 1..8, got {bits}")
-        if size < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
+        bits = check_int(bits, "bits", 1, maximum=8)
+        size = check_int(size, "size", 1)
         self.size, self.bits = size, bits
         self.levels = 2**bits
         self.image_size = (size, size)
@@ -69,10 +69,8 @@ class BinaryFrameEncoder:
     """
 
     def __init__(self, n_channels: int, image_size: tuple[int, int] = (10, 10), mode: str = "bits"):
-        if mode not in BINARY_MODES:
-            raise ValueError(f"mode: unknown binary encoding {mode!r}; choose one of {', '.join(BINARY_MODES)}")
-        if n_channels < 1:
-            raise ValueError(f"n_channels must be >= 1, got {n_channels}")
+        check_choice(mode, "mode", BINARY_MODES)
+        n_channels = check_int(n_channels, "n_channels", 1)
         if mode == "bits" and n_channels > 8:
             raise ValueError(f"mode='bits' packs at most 8 channels into 256 levels, got {n_channels}; use 'argmax'")
         self.n_channels, self.mode = n_channels, mode
