@@ -6,11 +6,12 @@ TensorBoard's custom-scalars charts colour each run on its own (by its position 
 the run filter set to ``_mean`` (:func:`agents.pipeline.tb_layout.tensorboard_url` with ``means=True``) each chart
 shows one line, so one colour, per norm.
 
-``python -m agents.pipeline.tb_means RUNS_DIR`` (re)writes them for every experiment under ``RUNS_DIR``.
+``python -m agents tb-means [RUNS_DIR ...]`` (re)writes them for every experiment under each folder.
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 from collections import defaultdict
@@ -81,12 +82,17 @@ def write_norm_means(root: str | Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m agents.pipeline.tb_means RUNS_DIR [...]``: write the mean runs, one line per folder.
+    """``python -m agents tb-means [RUNS_DIR ...]``: write the mean runs, one line per folder.
 
-    :param argv: folders (default ``sys.argv[1:]``)
+    :param argv: command-line arguments (default ``sys.argv[1:]``)
+    :return: exit status
     """
-    folders = list(sys.argv[1:] if argv is None else argv) or ["runs"]
-    for folder in folders:
+    parser = argparse.ArgumentParser(
+        prog="python -m agents tb-means",
+        description="Write per-norm mean runs (<experiment>/_mean/<env>/<algo>-<norm>) for TensorBoard's charts.",
+    )
+    parser.add_argument("folders", nargs="*", default=["runs"], help="runs folders or experiments (default: runs)")
+    for folder in parser.parse_args(argv).folders:
         written = write_norm_means(folder) if Path(folder).is_dir() else []
         print(f"{folder}: {len(written)} per-norm mean run(s) in */{MEAN_DIR}/")
     return 0
