@@ -12,26 +12,41 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from rlnorm.rnn import LNLSTM, WNLSTM, LNLSTMCell, WNLSTMCell
 from rlnorm.rnn.ln_kernel import ln_lstm_recurrence
+from rlnorm.rnn.ln_lstm import FORMS as LN_FORMS
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def reference_ln_lstm(model: LNLSTM, x: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor]):
-    """Ba et al. (2016) written out step by step with plain autograd ops, time-major, gates (i, f, o, g)."""
+    """The LN-LSTM of ``model.form`` written out step by step with plain autograd ops, time-major, gates (i, f, o, g).
+
+    ``ba2016`` (Ba et al. 2016) normalizes the input projection, the recurrent projection and the cell;
+    ``recurrent`` only the recurrent projection (the input projection and cell keep their gain / gain and bias);
+    ``recurrent+cell`` the recurrent projection and the cell.
+    """
+    norm_x = model.form == "ba2016"
+    norm_c = model.form in ("ba2016", "recurrent+cell")
     hs, cs = [], []
     for k, cell in enumerate(model.cells):
         hid = cell.hidden_size
         h, c = hx[0][k], hx[1][k]
         outs = []
         for x_t in x.unbind(0):
-            gates = F.layer_norm(x_t @ cell.ih.weight.t(), (4 * hid,), cell.ln_ih.weight, None, cell.eps)
+            if norm_x:
+                gates = F.layer_norm(x_t @ cell.ih.weight.t(), (4 * hid,), cell.ln_ih.weight, None, cell.eps)
+            else:
+                gates = (x_t @ cell.ih.weight.t()) * cell.ln_ih.weight
             gates = gates + F.layer_norm(h @ cell.hh.weight.t(), (4 * hid,), cell.ln_hh.weight, None, cell.eps)
             if cell.gate_bias is not None:
                 gates = gates + cell.gate_bias
             i, f, o = torch.sigmoid(gates[:, : 3 * hid]).chunk(3, 1)
             g = torch.tanh(gates[:, 3 * hid :])
             c = f * c + i * g
-            h = o * torch.tanh(F.layer_norm(c, (hid,), cell.ln_c.weight, cell.ln_c.bias, cell.eps))
+            if norm_c:
+                h = o * torch.tanh(F.layer_norm(c, (hid,), cell.ln_c.weight, cell.ln_c.bias, cell.eps))
+            else:
+                b_c = 0.0 if cell.ln_c.bias is None else cell.ln_c.bias
+                h = o * torch.tanh(c * cell.ln_c.weight + b_c)
             outs.append(h)
         x = torch.stack(outs)
         hs.append(h)
@@ -136,10 +151,14 @@ def test_wnlstm_forget_bias_option():
 # ---------------------------------------------------------------- LN-LSTM
 
 
+FORMS = list(LN_FORMS)
+
+
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("num_layers,bias,batch_first", [(1, True, False), (2, True, True), (2, False, False)])
-def test_lnlstm_matches_reference_equations(num_layers, bias, batch_first):
+def test_lnlstm_matches_reference_equations(num_layers, bias, batch_first, form):
     torch.manual_seed(0)
-    model = LNLSTM(5, 6, num_layers=num_layers, bias=bias, batch_first=batch_first)
+    model = LNLSTM(5, 6, num_layers=num_layers, bias=bias, batch_first=batch_first, form=form)
     _perturb_(model)
     x = torch.randn(3, 4, 5)
     hx = _state(num_layers, 3 if batch_first else 4, 6)
@@ -151,9 +170,10 @@ def test_lnlstm_matches_reference_equations(num_layers, bias, batch_first):
     torch.testing.assert_close(c, c_ref)
 
 
-def test_lnlstm_parameter_gradients_match_autograd_reference():
+@pytest.mark.parametrize("form", FORMS)
+def test_lnlstm_parameter_gradients_match_autograd_reference(form):
     torch.manual_seed(0)
-    model = LNLSTM(4, 5, num_layers=2).double()
+    model = LNLSTM(4, 5, num_layers=2, form=form).double()
     _perturb_(model)
     x = torch.randn(6, 3, 4, dtype=torch.double)
     hx = _state(2, 3, 5, torch.double)
@@ -170,7 +190,8 @@ def test_lnlstm_parameter_gradients_match_autograd_reference():
         torch.testing.assert_close(g, g_ref, msg=name)
 
 
-def test_ln_recurrence_gradcheck():
+@pytest.mark.parametrize("norm_c", [True, False])
+def test_ln_recurrence_gradcheck(norm_c):
     torch.manual_seed(0)
     steps, batch, hid = 4, 3, 5
     dt = torch.double
@@ -184,7 +205,7 @@ def test_ln_recurrence_gradcheck():
         0.2 * torch.randn(hid, dtype=dt),
     )
     args = tuple(a.requires_grad_() for a in args)
-    assert torch.autograd.gradcheck(ln_lstm_recurrence, args)
+    assert torch.autograd.gradcheck(lambda *a: ln_lstm_recurrence(*a, norm_c=norm_c), args)
 
 
 @settings(max_examples=15, deadline=None)
@@ -194,10 +215,11 @@ def test_ln_recurrence_gradcheck():
     n_in=st.integers(1, 5),
     hid=st.integers(1, 6),
     seed=st.integers(0, 2**16),
+    form=st.sampled_from(FORMS),
 )
-def test_lnlstm_any_shape_matches_reference(steps, batch, n_in, hid, seed):
+def test_lnlstm_any_shape_matches_reference(steps, batch, n_in, hid, seed, form):
     torch.manual_seed(seed)
-    model = LNLSTM(n_in, hid)
+    model = LNLSTM(n_in, hid, form=form)
     _perturb_(model)
     x = torch.randn(steps, batch, n_in)
     hx = _state(1, batch, hid)
@@ -209,16 +231,34 @@ def test_lnlstm_any_shape_matches_reference(steps, batch, n_in, hid, seed):
         torch.testing.assert_close(model(x, hx)[0], y)
 
 
-def test_lnlstm_invariant_to_weight_scale():
+@pytest.mark.parametrize("form", FORMS)
+def test_lnlstm_invariant_to_the_scale_of_normalized_weights(form):
+    """Every form is invariant to the scale of W_hh; ba2016 also to that of W_ih."""
     torch.manual_seed(0)
-    model = LNLSTM(5, 6, eps=1e-12).double()
+    model = LNLSTM(5, 6, eps=1e-12, form=form).double()
     x, hx = torch.randn(8, 3, 5, dtype=torch.double), _state(1, 3, 6, torch.double)
     y, _ = model(x, hx)
     with torch.no_grad():
-        model.cells[0].ih.weight.mul_(7.0)
         model.cells[0].hh.weight.mul_(3.0)
     # only LN's eps sees the scale, and it is tiny here
     torch.testing.assert_close(model(x, hx)[0], y)
+    with torch.no_grad():
+        model.cells[0].ih.weight.mul_(7.0)
+    if form == "ba2016":
+        torch.testing.assert_close(model(x, hx)[0], y)
+    else:  # the input projection keeps the magnitude of the input
+        assert not torch.allclose(model(x, hx)[0], y)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_lnlstm_invariance_to_input_scale_only_in_ba2016(form):
+    """ba2016 sees only the direction of each input (LN of its projection), the other forms its magnitude too."""
+    torch.manual_seed(0)
+    model = LNLSTM(2, 6, eps=1e-12, form=form).double()
+    x, hx = torch.randn(8, 3, 2, dtype=torch.double), _state(1, 3, 6, torch.double)
+    y, _ = model(x, hx)
+    same = torch.allclose(model(2.5 * x, hx)[0], y)
+    assert same == (form == "ba2016")
 
 
 def test_lnlstm_forget_bias_default_and_option():
@@ -318,12 +358,6 @@ def test_bad_arguments_name_the_field(cls):
         model(torch.randn(3, 2, 4), (torch.zeros(1, 3, 5), torch.zeros(1, 3, 5)))
     with pytest.raises(ValueError, match=r"2-D .* or 3-D"):
         model(torch.randn(4))
-
-
-def test_lnlstm_rejects_packed_sequence_clearly():
-    packed = pack_padded_sequence(torch.randn(4, 2, 3), torch.tensor([4, 2]))
-    with pytest.raises(TypeError, match="PackedSequence"):
-        LNLSTM(3, 4)(packed)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

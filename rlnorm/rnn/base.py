@@ -1,7 +1,8 @@
 """What the project's LSTMs share: ``nn.LSTM``'s argument checks, input and state conventions, its default init.
 
-:class:`LSTMBase` handles batched / unbatched / batch-first input, ``PackedSequence`` and the ``episode_starts``
-resets; a subclass implements ``run`` (one padded sequence) and, where it can, ``run_packed``.
+:class:`LSTMBase` handles batched / unbatched / batch-first input, ``PackedSequence``, the ``episode_starts``
+resets, ``nn.LSTM`` state dicts and TorchScript; a subclass implements ``_run`` (one padded sequence),
+``_run_packed``, ``_lstm_state_to_own`` (an ``nn.LSTM`` state dict in its own keys) and ``_scriptable``.
 """
 
 from __future__ import annotations
@@ -81,10 +82,31 @@ class LSTMBase(nn.Module):
         raise NotImplementedError
 
     def _run_packed(self, x: PackedSequence, hx: State | None) -> tuple[PackedSequence, State]:
-        raise TypeError(f"{type(self).__name__} does not accept a PackedSequence; pass a padded tensor")
+        raise NotImplementedError
+
+    def _lstm_state_to_own(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``nn.LSTM``'s ``weight_ih_l{k}`` ... (no prefix) as this module's state entries (no prefix)."""
+        raise NotImplementedError
+
+    def _scriptable(self) -> nn.Module:
+        raise NotImplementedError
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script calls this and scripts the returned module instead: a twin with a TorchScript-able
+        # forward over the same Parameter objects (rlnorm.rnn.scripting). torch also puts the twin in place of
+        # this module in its parent; in eager mode the twin calls back into this module, so nothing changes there.
+        return self._scriptable()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+        # An nn.LSTM state dict (weight_ih_l0, ...) is converted in place; children then load their parts.
+        if prefix + "weight_ih_l0" in state_dict and not any(k.startswith(prefix + "cells.") for k in state_dict):
+            lstm_keys = [k for k in list(state_dict) if k.startswith(prefix) and "." not in k[len(prefix) :]]
+            own = self._lstm_state_to_own({k[len(prefix) :]: state_dict.pop(k) for k in lstm_keys})
+            state_dict.update({prefix + k: v for k, v in own.items()})
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
 
     def forward(
-        self, input: Tensor | PackedSequence, hx: State | None = None, *, episode_starts: Tensor | None = None
+        self, input: Tensor | PackedSequence, hx: State | None = None, episode_starts: Tensor | None = None
     ) -> tuple[Tensor | PackedSequence, State]:
         """Run the LSTM over a sequence.
 

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-__all__ = ["ln_lstm_recurrence"]
+__all__ = ["ln_lstm_recurrence", "ln_lstm_recurrence_autograd"]
 
 
 def _script(fn: Callable) -> Callable:
@@ -45,6 +45,7 @@ def _forward_loop(
     g_c: Tensor,
     b_c: Tensor,
     eps: float,
+    norm_c: bool,
     save: bool,
 ) -> list[Tensor]:
     steps, batch = gx.size(0), gx.size(1)
@@ -62,7 +63,7 @@ def _forward_loop(
             ifo = torch.sigmoid(gates[:, : 3 * hidden])
             g = torch.tanh(gates[:, 3 * hidden :])
             c = torch.addcmul(ifo[:, hidden : 2 * hidden] * c, ifo[:, :hidden], g)
-            c_hat = torch.native_layer_norm(c, [hidden], None, None, eps)[0]
+            c_hat = torch.native_layer_norm(c, [hidden], None, None, eps)[0] if norm_c else c
             h = torch.mul(ifo[:, 2 * hidden :], torch.tanh(torch.addcmul(b_c, c_hat, g_c)), out=hs[t + 1])
         return [hs, c]
     cs = gx.new_empty((steps + 1, batch, hidden))
@@ -81,10 +82,45 @@ def _forward_loop(
         torch.sigmoid(gates[:, : 3 * hidden], out=act[:, : 3 * hidden])
         torch.tanh(gates[:, 3 * hidden :], out=act[:, 3 * hidden :])
         c = torch.addcmul(act[:, hidden : 2 * hidden] * c, act[:, :hidden], act[:, 3 * hidden :], out=cs[t + 1])
-        c_hat = torch.native_layer_norm(c, [hidden], None, None, eps)[0]
+        c_hat = torch.native_layer_norm(c, [hidden], None, None, eps)[0] if norm_c else c
         th = torch.tanh(torch.addcmul(b_c, c_hat, g_c), out=tn[t])
         h = torch.mul(act[:, 2 * hidden : 3 * hidden], th, out=hs[t + 1])
     return [hs, cs, acts, a_raw, tn]
+
+
+@_script
+def ln_lstm_recurrence_autograd(
+    gx: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    keep: Optional[Tensor],  # noqa: UP045
+    w_hh: Tensor,
+    g_hh: Tensor,
+    g_c: Tensor,
+    b_c: Tensor,
+    eps: float,
+    norm_c: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """The recurrence of :func:`ln_lstm_recurrence` in out-of-place ops, differentiated by autograd.
+
+    For ``torch.jit.trace`` / ``torch.jit.script``, which can record neither the hand-written backward (an
+    ``autograd.Function``) nor the ``out=`` writes of the fast loop. ``keep`` is ``1 - episode_starts``,
+    ``(T, B, 1)``.
+    """
+    hidden = h0.size(1)
+    h, c = h0, c0
+    hs: list[Tensor] = []
+    for t in range(gx.size(0)):
+        if keep is not None:
+            h, c = h * keep[t], c * keep[t]
+        a_hat = torch.layer_norm(torch.mm(h, w_hh.t()), [4 * hidden], None, None, eps)
+        gates = torch.addcmul(gx[t], a_hat, g_hh)
+        ifo = torch.sigmoid(gates[:, : 3 * hidden])
+        c = ifo[:, hidden : 2 * hidden] * c + ifo[:, :hidden] * torch.tanh(gates[:, 3 * hidden :])
+        c_hat = torch.layer_norm(c, [hidden], None, None, eps) if norm_c else c
+        h = ifo[:, 2 * hidden :] * torch.tanh(torch.addcmul(b_c, c_hat, g_c))
+        hs.append(h)
+    return torch.stack(hs), c
 
 
 @_script
@@ -102,6 +138,7 @@ def _backward_loop(
     a_stats: Tensor,
     c_stats: Tensor,
     tn: Tensor,
+    norm_c: bool,
 ) -> list[Tensor]:
     steps = dy.size(0)
     hidden = dc_n.size(1)
@@ -123,12 +160,15 @@ def _backward_loop(
     for t in range(steps - 1, -1, -1):
         dh = dh + dy[t]
         dn = torch.mul(dh, k_n[t], out=d_n[t])
-        dc = (
-            dc
-            + torch.ops.aten.native_layer_norm_backward(
-                dn, cs[t + 1], [hidden], c_stats[0, t], c_stats[1, t], g_c, None, mask
-            )[0]
-        )
+        if norm_c:
+            dc = (
+                dc
+                + torch.ops.aten.native_layer_norm_backward(
+                    dn, cs[t + 1], [hidden], c_stats[0, t], c_stats[1, t], g_c, None, mask
+                )[0]
+            )
+        else:
+            dc = torch.addcmul(dc, dn, g_c)
         dg_t = torch.mul(torch.cat((dc, dc, dh, dc), 1), k_gates[t], out=d_gates[t])
         da = torch.ops.aten.native_layer_norm_backward(
             dg_t, a_raw[t], [four_h], a_stats[0, t], a_stats[1, t], g_hh, None, mask
@@ -149,10 +189,10 @@ def _ln_stats(x: Tensor, eps: float) -> Tensor:
 
 class _LNLSTMRecurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gx, h0, c0, keep, w_hh, g_hh, g_c, b_c, eps):  # type: ignore[override]
-        out = _forward_loop(gx, h0, c0, keep, w_hh, g_hh, g_c, b_c, eps, True)
+    def forward(ctx, gx, h0, c0, keep, w_hh, g_hh, g_c, b_c, eps, norm_c):  # type: ignore[override]
+        out = _forward_loop(gx, h0, c0, keep, w_hh, g_hh, g_c, b_c, eps, norm_c, True)
         hs, cs = out[0], out[1]
-        ctx.eps = eps
+        ctx.eps, ctx.norm_c = eps, norm_c
         ctx.save_for_backward(keep, w_hh, g_hh, g_c, *out)
         return hs[1:], cs[-1]
 
@@ -163,21 +203,21 @@ class _LNLSTMRecurrence(torch.autograd.Function):
         # the states that entered each step (after the resets)
         h_prev, c_prev = (hs[:-1], cs[:-1]) if keep is None else (hs[:-1] * keep, cs[:-1] * keep)
         a_stats = _ln_stats(a_raw, ctx.eps)
-        c_stats = _ln_stats(cs[1:], ctx.eps)
+        c_stats = _ln_stats(cs[1:], ctx.eps) if ctx.norm_c else a_stats  # (unused without LN_c)
         dy = torch.zeros_like(hs[1:]) if dy is None else dy.contiguous()
         # h_n is y[-1], so its gradient already arrives through dy.
         dc_n = torch.zeros_like(cs[0]) if dc_n is None else dc_n.contiguous()
         d_gates, d_a, d_n, dh0, dc0 = _backward_loop(
-            dy, dc_n, w_hh, g_hh, g_c, cs, c_prev, keep, acts, a_raw, a_stats, c_stats, tn
+            dy, dc_n, w_hh, g_hh, g_c, cs, c_prev, keep, acts, a_raw, a_stats, c_stats, tn, ctx.norm_c
         )
         hidden = hs.size(-1)
         d_w_hh = d_a.reshape(-1, 4 * hidden).t().mm(h_prev.reshape(-1, hidden))
         a_hat = (a_raw - a_stats[0]) * a_stats[1]
-        c_hat = (cs[1:] - c_stats[0]) * c_stats[1]
+        c_hat = (cs[1:] - c_stats[0]) * c_stats[1] if ctx.norm_c else cs[1:]
         d_g_hh = (d_gates * a_hat).sum((0, 1))
         d_g_c = (d_n * c_hat).sum((0, 1))
         d_b_c = d_n.sum((0, 1))
-        return d_gates, dh0, dc0, None, d_w_hh, d_g_hh, d_g_c, d_b_c, None
+        return d_gates, dh0, dc0, None, d_w_hh, d_g_hh, d_g_c, d_b_c, None, None
 
 
 def ln_lstm_recurrence(
@@ -190,11 +230,12 @@ def ln_lstm_recurrence(
     b_c: Tensor,
     eps: float = 1e-5,
     episode_starts: Tensor | None = None,
+    norm_c: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Run the recurrent part of one layer-normalized LSTM layer over a whole sequence.
 
-    Per step: ``gates = gx[t] + g_hh * LN(h W_hh^T)``, ``c = f*c + i*g``, ``h = o*tanh(LN(c; g_c, b_c))``
-    with gate layout ``(i, f, o, g)``.
+    Per step: ``gates = gx[t] + g_hh * LN(h W_hh^T)``, ``c = f*c + i*g``, ``h = o*tanh(g_c * LN(c) + b_c)``
+    (``h = o*tanh(g_c * c + b_c)`` if not ``norm_c``) with gate layout ``(i, f, o, g)``.
 
     :param gx: the normalized input projection plus every gate bias for all steps, ``(T, B, 4H)``
     :param h0: initial hidden state ``(B, H)``
@@ -206,6 +247,7 @@ def ln_lstm_recurrence(
     :param eps: LN epsilon
     :param episode_starts: optional ``(T, B)`` flags; where 1, ``h`` and ``c`` are zeroed before that step
         (a new episode starts there), so one call covers sequences that cross episode boundaries
+    :param norm_c: whether the cell state is layer-normalized before the output ``tanh``
     :return: the hidden states of every step ``(T, B, H)`` (the last one is ``h_n``) and ``c_n`` ``(B, H)``
     """
     keep = None
@@ -216,7 +258,9 @@ def ln_lstm_recurrence(
             )
         keep = (1.0 - episode_starts.to(gx.dtype)).unsqueeze(-1).contiguous()
     params = (w_hh, g_hh, g_c, b_c)
+    if torch.jit.is_tracing():
+        return ln_lstm_recurrence_autograd(gx, h0, c0, keep, *params, eps, norm_c)
     if torch.is_grad_enabled() and any(a.requires_grad for a in (gx, h0, c0, *params)):
-        return _LNLSTMRecurrence.apply(gx, h0, c0, keep, *params, eps)
-    hs, c_n = _forward_loop(gx, h0, c0, keep, w_hh, g_hh, g_c, b_c, eps, False)
+        return _LNLSTMRecurrence.apply(gx, h0, c0, keep, *params, eps, norm_c)
+    hs, c_n = _forward_loop(gx, h0, c0, keep, w_hh, g_hh, g_c, b_c, eps, norm_c, False)
     return hs[1:], c_n

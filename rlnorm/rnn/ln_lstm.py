@@ -1,34 +1,86 @@
-"""Layer-normalized LSTM (Ba et al. 2016), a drop-in replacement for ``nn.LSTM`` / ``nn.LSTMCell``.
+"""Layer-normalized LSTM, a drop-in replacement for ``nn.LSTM`` / ``nn.LSTMCell``, in two forms.
 
-``gates = LN(W_x x) + LN(W_h h) + b`` and ``h' = o * tanh(LN(c'))``. ``LN(W_x x)`` is one batched op over all
-steps; only the recurrent part loops, in TorchScript with a hand-written backward (:mod:`rlnorm.rnn.ln_kernel`).
+``form="recurrent"`` (the default) normalizes the recurrent projection only::
+
+    gates = g_x * (W_x x) + g_h * LN(W_h h) + b,   c' = f*c + i*g,   h' = o * tanh(g_c * c' + b_c)
+
+``form="ba2016"`` is Ba et al. (2016)'s LN-LSTM (rlnorm < 0.2, and state dicts saved then)::
+
+    gates = g_x * LN(W_x x) + g_h * LN(W_h h) + b,   c' = f*c + i*g,   h' = o * tanh(g_c * LN(c') + b_c)
+
+Why the default departs from Ba et al.: ``LN(W_x x)`` is invariant to the scale of ``x``, so with the few
+features of an RL observation (two in masked-velocity CartPole) the cell sees only the *direction* of each
+input, and ``LN(c')`` removes the scale of the cell state, which at init is close to linear in the inputs; a
+cell that must integrate positions into velocities loses the magnitudes it needs. Normalizing only ``W_h h``
+keeps what LN is for in a recurrent net (the recurrent input has a fixed scale whatever ``h`` does, and the
+net stays batch-independent) and keeps magnitudes. Evidence: docs/recurrent_learning.md. Both forms have the
+same parameters (a disabled LN keeps its gain, and the cell LN its gain and bias), so state dicts and optimizer
+states move between forms; the form itself is stored in the state dict (``form_code``).
+
+``g_x * W_x x`` (or its LN) is one batched op over all steps; only the recurrent part loops, in TorchScript with
+a hand-written backward (:mod:`rlnorm.rnn.ln_kernel`).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
-from rlnorm.rnn.base import LSTMBase, State, cell_call, check_sizes, lstm_uniform_
+from rlnorm.rnn.base import LSTMBase, State, cell_call, check_sizes, check_unsupported, lstm_uniform_
 from rlnorm.rnn.ln_kernel import ln_lstm_recurrence
+
+#: ``nn.LSTM``'s gate blocks ``(i, f, g, o)`` in this module's order ``(i, f, o, g)``
+LSTM_TO_LN_GATES = (0, 1, 3, 2)
+
+#: ``form`` -> (LN of the input projection, LN of the cell state); the recurrent projection is always normalized.
+#: The order is the code stored in the state dict (``form_code``): append new forms, never reorder.
+FORMS: dict[str, tuple[bool, bool]] = {
+    "ba2016": (True, True),
+    "recurrent": (False, False),
+    "recurrent+cell": (False, True),
+}
+#: the form of new modules
+DEFAULT_FORM = "recurrent"
+#: initial gain of ``LN(W_hh h)`` by form: Ba et al.'s 1, else 0.1 so that the recurrence starts contracting
+RECURRENT_GAIN = {"ba2016": 1.0, "recurrent": 0.1, "recurrent+cell": 0.1}
+#: the form of state dicts saved before ``form`` existed (rlnorm < 0.2): all of them are Ba et al.'s
+LEGACY_FORM = "ba2016"
+
+
+def check_form(form: str) -> str:
+    """Validate a ``form`` argument.
+
+    :param form: a name of :data:`FORMS`
+    :return: ``form``
+    """
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
+    return form
+
 
 __all__ = ["LNLSTM", "LNLSTMCell"]
 
 
 class LNLSTMCell(nn.Module):
-    """A layer-normalized LSTM cell (Ba et al., 2016).
+    """A layer-normalized LSTM cell; ``form`` chooses which LNs apply (see :mod:`rlnorm.rnn.ln_lstm`).
 
-    ``gates = g_ih * LN(W_ih x) + g_hh * LN(W_hh h) + b``, ``c' = f*c + i*g``, ``h' = o * tanh(LN_c(c'))``.
-    The two projections are bias-free ``nn.Linear`` layers (``ih``, ``hh``); their LN gains are separate
-    (``ln_ih``, ``ln_hh``) while their LN biases would be redundant with ``b`` and are folded into it.
-    ``LN_c`` has its own gain and bias. Gate layout is ``(i, f, o, g)``.
+    ``ba2016``: ``gates = g_ih * LN(W_ih x) + g_hh * LN(W_hh h) + b``, ``c' = f*c + i*g``,
+    ``h' = o * tanh(LN_c(c'))``; ``recurrent``: ``g_ih * (W_ih x)`` and ``o * tanh(g_c * c' + b_c)`` instead;
+    ``recurrent+cell``: ``g_ih * (W_ih x)`` with ``LN_c``. The two projections are bias-free ``nn.Linear``
+    layers (``ih``, ``hh``); their gains are separate (``ln_ih``, ``ln_hh``) while LN biases would be redundant
+    with ``b`` and are folded into it. ``ln_c`` holds the cell's gain and bias. Gate layout is ``(i, f, o, g)``.
 
     :param input_size: number of input features
     :param hidden_size: number of hidden units
-    :param bias: whether the cell has the gate bias ``b`` and the bias of ``LN_c``
+    :param bias: whether the cell has the gate bias ``b`` and the bias of ``ln_c``
     :param forget_bias: initial value of the forget-gate part of ``b`` (1.0, common practice)
     :param eps: epsilon of every LN
+    :param form: a name of :data:`FORMS`; a loaded state dict sets the form it was saved with
+    :param recurrent_gain: initial gain of ``LN(W_hh h)``; ``None``: :data:`RECURRENT_GAIN` of the form
     """
 
     def __init__(
@@ -40,6 +92,8 @@ class LNLSTMCell(nn.Module):
         eps: float = 1e-5,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        form: str = DEFAULT_FORM,
+        recurrent_gain: float | None = None,
     ) -> None:
         super().__init__()
         check_sizes(input_size, hidden_size)
@@ -57,6 +111,8 @@ class LNLSTMCell(nn.Module):
         lstm_uniform_(self.hh.weight.data, hidden_size)
         self.ln_ih = nn.LayerNorm(four_h, eps=eps, bias=False, **factory)
         self.ln_hh = nn.LayerNorm(four_h, eps=eps, bias=False, **factory)
+        with torch.no_grad():
+            self.ln_hh.weight.fill_(RECURRENT_GAIN[check_form(form)] if recurrent_gain is None else recurrent_gain)
         self.ln_c = nn.LayerNorm(hidden_size, eps=eps, bias=bias, **factory)
         if bias:
             self.gate_bias = nn.Parameter(torch.zeros(four_h, **factory))
@@ -65,6 +121,33 @@ class LNLSTMCell(nn.Module):
         else:
             self.register_parameter("gate_bias", None)
             self.register_buffer("_zero_c_bias", torch.zeros(hidden_size, **factory), persistent=False)
+        # The form travels in the state dict as a tensor, so a saved model comes back with its own form.
+        self.register_buffer("form_code", torch.tensor(0, dtype=torch.uint8, device=device))
+        self.form = check_form(form)
+
+    @property
+    def form(self) -> str:
+        """Which LNs the cell applies, a name of :data:`FORMS`; setting it keeps the parameters."""
+        return list(FORMS)[int(self.form_code)]
+
+    @form.setter
+    def form(self, form: str) -> None:
+        self.form_code.fill_(list(FORMS).index(check_form(form)))
+
+    @property
+    def norm_input(self) -> bool:
+        """Whether the input projection is layer-normalized (else only scaled by ``ln_ih.weight``)."""
+        return FORMS[self.form][0]
+
+    @property
+    def norm_cell(self) -> bool:
+        """Whether the cell state is layer-normalized before the output ``tanh`` (else only scaled and shifted)."""
+        return FORMS[self.form][1]
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+        if prefix + "hh.weight" in state_dict and prefix + "form_code" not in state_dict:
+            state_dict[prefix + "form_code"] = torch.tensor(list(FORMS).index(LEGACY_FORM), dtype=torch.uint8)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
 
     def input_gates(self, x: Tensor) -> Tensor:
         """``g_ih * LN(W_ih x) + b`` for any leading shape (all time steps at once).
@@ -72,7 +155,10 @@ class LNLSTMCell(nn.Module):
         :param x: ``(..., input_size)``
         :return: ``(..., 4 * hidden_size)``
         """
-        gx = F.layer_norm(self.ih(x), (4 * self.hidden_size,), self.ln_ih.weight, None, self.eps)
+        if self.norm_input:
+            gx = F.layer_norm(self.ih(x), (4 * self.hidden_size,), self.ln_ih.weight, None, self.eps)
+        else:
+            gx = self.ih(x) * self.ln_ih.weight
         return gx if self.gate_bias is None else gx + self.gate_bias
 
     def recurrence(
@@ -88,8 +174,9 @@ class LNLSTMCell(nn.Module):
         """
         b_c = self.ln_c.bias if self.ln_c.bias is not None else self._zero_c_bias
         return ln_lstm_recurrence(
-            gx.contiguous(), h0, c0, self.hh.weight, self.ln_hh.weight, self.ln_c.weight, b_c, self.eps, episode_starts
-        )
+            gx.contiguous(), h0, c0, self.hh.weight, self.ln_hh.weight, self.ln_c.weight, b_c, self.eps, episode_starts,
+            self.norm_cell,
+        )  # fmt: skip
 
     def forward(self, input: Tensor, hx: State | None = None) -> State:
         """One step, as ``nn.LSTMCell``.
@@ -106,14 +193,15 @@ class LNLSTMCell(nn.Module):
         return cell_call(self, input, hx, step)
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        bias = "" if self.bias else ", bias=False"
+        return f"{self.input_size}, {self.hidden_size}{bias}, form={self.form!r}"
 
 
 class LNLSTM(LSTMBase):
-    """A layer-normalized ``nn.LSTM`` (Ba et al., 2016), stacked from :class:`LNLSTMCell` layers.
+    """A layer-normalized ``nn.LSTM``, stacked from :class:`LNLSTMCell` layers (forms: :mod:`rlnorm.rnn.ln_lstm`).
 
-    Per layer, ``LN(W_ih x) + b`` is computed for all steps in one batched op; the recurrence runs in
-    TorchScript with a hand-written backward.
+    Per layer, the input projection (normalized in ``ba2016``) plus ``b`` is computed for all steps in one
+    batched op; the recurrence runs in TorchScript with a hand-written backward. Takes a ``PackedSequence``.
 
     :param input_size: number of input features
     :param hidden_size: number of hidden units
@@ -125,6 +213,9 @@ class LNLSTM(LSTMBase):
     :param proj_size: must be ``0`` (for signature compatibility)
     :param forget_bias: initial forget-gate bias of every layer
     :param eps: epsilon of every LN
+    :param form: ``"recurrent"`` (default) or ``"ba2016"`` (Ba et al.), see :data:`FORMS`; a loaded state dict
+        sets the form it was saved with (``ba2016`` for those saved before forms existed)
+    :param recurrent_gain: initial gain of ``LN(W_hh h)``; ``None``: :data:`RECURRENT_GAIN` of the form
     """
 
     def __init__(
@@ -141,12 +232,120 @@ class LNLSTM(LSTMBase):
         eps: float = 1e-5,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        form: str = DEFAULT_FORM,
+        recurrent_gain: float | None = None,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size)
         self.cells = nn.ModuleList(
-            LNLSTMCell(input_size if k == 0 else hidden_size, hidden_size, bias, forget_bias, eps, device, dtype)
+            LNLSTMCell(
+                input_size if k == 0 else hidden_size, hidden_size, bias, forget_bias, eps, device, dtype, form,
+                recurrent_gain,
+            )
             for k in range(num_layers)
+        )  # fmt: skip
+
+    @property
+    def form(self) -> str:
+        """Which LNs the layers apply, a name of :data:`FORMS` (a loaded state dict brings its own form)."""
+        return self.cells[0].form
+
+    @form.setter
+    def form(self, form: str) -> None:
+        for cell in self.cells:
+            cell.form = form
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", form={self.form!r}"
+
+    @classmethod
+    def from_lstm(cls, lstm: nn.LSTM, **kwargs) -> LNLSTM:
+        """An :class:`LNLSTM` holding ``lstm``'s weights (gate order remapped, ``b = b_ih + b_hh``, LN gains 1).
+
+        Only the weights are copied: the LN-LSTM normalizes the projections and the cell, so it computes a
+        different function from ``lstm`` (a warning says so). ``load_state_dict(lstm.state_dict())`` does the same.
+
+        :param lstm: a unidirectional ``nn.LSTM`` without projection
+        :param kwargs: further :class:`LNLSTM` arguments (``eps``, ``forget_bias`` is overwritten by the copy)
+        :return: the new module
+        """
+        if not isinstance(lstm, nn.LSTM):
+            raise TypeError(f"lstm must be an nn.LSTM, got {type(lstm).__name__}")
+        check_unsupported(lstm.bidirectional, lstm.proj_size)
+        ref = lstm.weight_ih_l0
+        new = cls(lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.bias, lstm.batch_first, lstm.dropout,
+                  device=ref.device, dtype=ref.dtype, **kwargs)  # fmt: skip
+        new.load_state_dict(lstm.state_dict())
+        return new
+
+    def _lstm_state_to_own(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        warnings.warn(
+            "loading nn.LSTM weights into an LNLSTM: the weights are copied (gate order remapped, b = b_ih + b_hh, "
+            "LN gains 1), not the function: the LN-LSTM normalizes both projections and the cell",
+            UserWarning,
+            stacklevel=4,
         )
+        has_bias = "bias_ih_l0" in state
+        if has_bias != self.bias:
+            raise ValueError(f"the nn.LSTM state has bias={has_bias} but this LNLSTM has bias={self.bias}")
+        own = {}
+        for k, cell in enumerate(self.cells):
+            pre = f"cells.{k}."
+
+            def gates(t: Tensor, hid: int = cell.hidden_size) -> Tensor:
+                return torch.cat([t[j * hid : (j + 1) * hid] for j in LSTM_TO_LN_GATES])
+
+            own[pre + "ih.weight"] = gates(state[f"weight_ih_l{k}"])
+            own[pre + "hh.weight"] = gates(state[f"weight_hh_l{k}"])
+            for name in ("ln_ih.weight", "ln_hh.weight", "ln_c.weight"):
+                own[pre + name] = torch.ones_like(cell.get_parameter(name))
+            own[pre + "form_code"] = cell.form_code.clone()  # the weights are copied into this module's form
+            if has_bias:
+                own[pre + "gate_bias"] = gates(state[f"bias_ih_l{k}"] + state[f"bias_hh_l{k}"])
+                own[pre + "ln_c.bias"] = torch.zeros_like(cell.ln_c.bias)
+        return own
+
+    def _scriptable(self) -> nn.Module:
+        from rlnorm.rnn.scripting import ScriptableLNLSTM  # imports this module
+
+        return ScriptableLNLSTM(self)
+
+    def _run_packed(self, x: PackedSequence, hx: State | None) -> tuple[PackedSequence, State]:
+        data, batch_sizes, sorted_indices, unsorted_indices = x
+        sizes = batch_sizes.tolist()
+        if hx is None:
+            zeros = data.new_zeros(self.num_layers, sizes[0], self.hidden_size)
+            hx = (zeros, zeros)
+        elif sorted_indices is not None:
+            hx = (hx[0].index_select(1, sorted_indices), hx[1].index_select(1, sorted_indices))
+        # Sequences are sorted by length, so the batch shrinks from the end: run the recurrence on each stretch
+        # of steps with a constant batch size; its time-major output is exactly that stretch of packed data.
+        stretches, start = [], 0
+        for t in range(1, len(sizes) + 1):
+            if t == len(sizes) or sizes[t] != sizes[start]:
+                stretches.append((start, t, sizes[start]))
+                start = t
+        h_n, c_n = [], []
+        for k, cell in enumerate(self.cells):
+            if k > 0 and self.dropout > 0 and self.training:
+                data = F.dropout(data, self.dropout, training=True)
+            gx = cell.input_gates(data)
+            h, c = hx[0][k], hx[1][k]
+            outs, offset = [], 0
+            for t0, t1, b in stretches:
+                n = (t1 - t0) * b
+                hs, c_b = cell.recurrence(gx[offset : offset + n].view(t1 - t0, b, -1), h[:b], c[:b])
+                outs.append(hs.reshape(n, -1))
+                # rows b.. ended before this stretch; rows < b continue from here
+                h = torch.cat((hs[-1], h[b:]))
+                c = torch.cat((c_b, c[b:]))
+                offset += n
+            data = torch.cat(outs)
+            h_n.append(h)
+            c_n.append(c)
+        h_n, c_n = torch.stack(h_n), torch.stack(c_n)
+        if unsorted_indices is not None:
+            h_n, c_n = h_n.index_select(1, unsorted_indices), c_n.index_select(1, unsorted_indices)
+        return PackedSequence(data, batch_sizes, sorted_indices, unsorted_indices), (h_n, c_n)
 
     def _run(self, x: Tensor, hx: State, keep: Tensor | None) -> tuple[Tensor, State]:
         if self.batch_first:

@@ -20,6 +20,30 @@ from rlnorm.rnn.base import LSTMBase, State, cell_call, check_sizes, lstm_unifor
 __all__ = ["WNLSTM", "WNLSTMCell"]
 
 
+# torch.compile leaves the fused RNN kernel out of its graph (as it does for nn.LSTM, dynamo's allow_rnn=False):
+# inductor's CPU lowering of the kernel fails in forward+backward (aten.mkldnn_rnn_layer, torch 2.13). The weight
+# normalization around it is still compiled.
+@torch.compiler.disable
+def _fused_lstm(
+    seq: Tensor, state: State, weights: list[Tensor], bias: bool, layers: int, dropout: float, train: bool, bf: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    return torch._VF.lstm(seq, state, weights, bias, layers, dropout, train, False, bf)
+
+
+@torch.compiler.disable
+def _fused_lstm_packed(
+    data: Tensor,
+    sizes: Tensor,
+    state: State,
+    weights: list[Tensor],
+    bias: bool,
+    layers: int,
+    dropout: float,
+    train: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    return torch._VF.lstm(data, sizes, state, weights, bias, layers, dropout, train, False)
+
+
 class WNLSTMCell(nn.Module):
     """A weight-normalized ``nn.LSTMCell``: every row of ``W_ih`` and ``W_hh`` is ``g * v / ||v||``.
 
@@ -151,6 +175,25 @@ class WNLSTM(LSTMBase):
                     cell.hh.bias.copy_(getattr(lstm, f"bias_hh_l{k}"))
         return new
 
+    def _lstm_state_to_own(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        # The same function as the nn.LSTM: v = W, g = ||W_row|| (weight_norm's right inverse).
+        if ("bias_ih_l0" in state) != self.bias:
+            raise ValueError(f"the nn.LSTM state has bias={'bias_ih_l0' in state} but this WNLSTM has bias={self.bias}")
+        own = {}
+        for k in range(self.num_layers):
+            for part in ("ih", "hh"):
+                w = state[f"weight_{part}_l{k}"]
+                own[f"cells.{k}.{part}.parametrizations.weight.original0"] = w.norm(dim=1, keepdim=True)
+                own[f"cells.{k}.{part}.parametrizations.weight.original1"] = w
+                if self.bias:
+                    own[f"cells.{k}.{part}.bias"] = state[f"bias_{part}_l{k}"]
+        return own
+
+    def _scriptable(self) -> nn.Module:
+        from rlnorm.rnn.scripting import ScriptableWNLSTM  # imports this module
+
+        return ScriptableWNLSTM(self)
+
     def _flat_weights(self) -> list[Tensor]:
         return [w for cell in self.cells for w in cell.flat_weights()]
 
@@ -159,8 +202,8 @@ class WNLSTM(LSTMBase):
 
         def fused(seq: Tensor, state: State, batch_first: bool) -> tuple[Tensor, State]:
             def call() -> tuple[Tensor, State]:
-                output, h_n, c_n = torch._VF.lstm(
-                    seq, state, weights, self.bias, self.num_layers, self.dropout, self.training, False, batch_first
+                output, h_n, c_n = _fused_lstm(
+                    seq, state, weights, self.bias, self.num_layers, self.dropout, self.training, batch_first
                 )
                 return output, (h_n, c_n)
 
@@ -194,10 +237,9 @@ class WNLSTM(LSTMBase):
             hx = (zeros, zeros)
         elif sorted_indices is not None:
             hx = (hx[0].index_select(1, sorted_indices), hx[1].index_select(1, sorted_indices))
-        output, h_n, c_n = torch._VF.lstm(
-            data, batch_sizes, hx, self._flat_weights(), self.bias, self.num_layers, self.dropout,
-            self.training, False,
-        )  # fmt: skip
+        output, h_n, c_n = _fused_lstm_packed(
+            data, batch_sizes, hx, self._flat_weights(), self.bias, self.num_layers, self.dropout, self.training
+        )
         if unsorted_indices is not None:
             h_n, c_n = h_n.index_select(1, unsorted_indices), c_n.index_select(1, unsorted_indices)
         return PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices), (h_n, c_n)
