@@ -73,6 +73,15 @@ def test_bad_arguments_name_the_field(kwargs: dict, field: str) -> None:
         DeepSeaEnv(**kwargs)
 
 
+def test_bad_arguments_are_config_errors_and_whole_floats_are_sizes() -> None:
+    from rlnorm.validation import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^size: must be an integer >= 2, got 2\.5 \(not a whole number\)$"):
+        DeepSeaEnv(size=2.5)
+    env = DeepSeaEnv(size=4.0, mapping_seed=1e0)
+    assert env.size == 4 and type(env.size) is int and env.observation_space.shape == (1, 4, 4)
+
+
 def test_stepping_after_the_end_fails() -> None:
     env = DeepSeaEnv(size=2)
     env.reset()
