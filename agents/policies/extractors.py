@@ -234,7 +234,8 @@ class NormCombinedExtractor(CombinedExtractor):
         normalized_image: bool = False,
     ) -> None:
         check_norm(norm, field="features_extractor_kwargs['norm']")
-        super().__init__(observation_space, cnn_output_dim, normalized_image)
+        # CombinedExtractor's own constructor would build SB3's NatureCNN first, which refuses images under 36x36
+        super(CombinedExtractor, self).__init__(observation_space, features_dim=1)
         extractors: dict[str, nn.Module] = {}
         total = 0
         for key, subspace in observation_space.spaces.items():
