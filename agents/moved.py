@@ -6,7 +6,7 @@ MOVED_MODULES: dict[str, tuple[str, ...]] = {
     "agents.recurrent": ("agents.policies.recurrent",),
     "agents.extractors": ("agents.policies.extractors",),
     "agents.norm_options": ("agents.policies.options",),
-    "agents.config_schema": ("agents.config.schema",),
+    "agents.config_schema": ("agents.config.schema", "agents.config"),
     "agents.train": ("agents.pipeline.train", "agents.pipeline.runs", "agents.pipeline.cli"),
     "agents.sweep": ("agents.pipeline.sweep", "agents.studies.cli", "agents.pipeline.cli"),
     "agents.callbacks": ("agents.pipeline.callbacks",),

@@ -175,7 +175,7 @@ def markdown(summary: list[dict[str, Any]], command: str, wall_seconds: float) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n\n")[0])
     parser.add_argument("--policies", nargs="+", default=["plain", "wn", "ln"], choices=list(POLICIES))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(1, 9)))
     parser.add_argument("--steps", type=int, default=None, help="default 50000 (masked), 40000 (flicker)")

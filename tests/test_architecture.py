@@ -47,6 +47,7 @@ TORCH_PRIVATE_USES: dict[tuple[str, str], str] = {
     ("rlnorm.pixelcnn.layers", "_weight_norm"): "torch._weight_norm: the fused g * v / ||v|| kernel",
     ("rlnorm.pixelcnn.layers", "_conv_forward"): "nn.Conv2d._conv_forward: the convolution with the masked weight",
     ("rlnorm.rnn.wn_lstm", "_VF"): "torch._VF.lstm / lstm_cell: the fused LSTM kernel with precomputed weights",
+    ("rlnorm.rnn.scripting", "_weight_norm"): "torch._weight_norm in the TorchScript twin of WNLSTM",
     ("rlnorm.diagnostics", "_BatchNorm"): "nn.modules.batchnorm._BatchNorm: every torch BN class at once",
     ("rlnorm.layers", "_ConvNd"): "nn.modules.conv._ConvNd: every torch convolution class at once",
 }
