@@ -282,11 +282,11 @@ def _parse_exploration(data: Any) -> dict[str, Any]:
     from agents.exploration import EXPLORATION_KINDS, PseudoCountConfig
 
     exploration = dict(check_mapping(data, "exploration"))
-    kind = check_choice(exploration.get("kind"), "exploration.kind", EXPLORATION_KINDS)
-    # errors name "exploration.<key>"; the keys written are kept (the run builds the bonus from them, with the
-    # run seed where none is written), their values as validated (whole floats as ints, current norm names)
-    settings = PseudoCountConfig.from_dict(exploration)
-    return {"kind": kind, **{key: getattr(settings, key) for key in exploration if key != "kind"}}
+    check_choice(exploration.get("kind"), "exploration.kind", EXPLORATION_KINDS)
+    # errors name "exploration.<key>"; the block is kept as written (the run builds the bonus from it, with the
+    # run seed where none is written), so a run's recorded config still matches it on resume
+    PseudoCountConfig.from_dict(exploration)
+    return exploration
 
 
 # ------------------------------------------------------------------------------------------ loading
