@@ -125,3 +125,22 @@ def test_unexpected_error_is_one_line_with_the_traceback_in_failed_json(
     failed = json.loads((run_dir / "failed.json").read_text())
     assert failed["message"].startswith("RuntimeError: boom (traceback in ")
     assert failed["traceback"].startswith("Traceback (most recent call last)") and "second line" in failed["traceback"]
+
+
+def test_a_code_error_while_loading_is_not_taken_for_a_damaged_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug (here a NameError inside ``load``) propagates as itself: no fallback to an older checkpoint, no advice
+    to delete the run, every checkpoint kept."""
+    from stable_baselines3 import PPO
+
+    run_dir = _interrupted_run(tmp_path)
+
+    def broken_load(*args: object, **kwargs: object) -> None:
+        raise NameError("name 'check_head_norm' is not defined")
+
+    monkeypatch.setattr(PPO, "load", broken_load)
+    spec = grid(load_config(SMOKE, [f"runs_dir={tmp_path}", *TINY, "total_timesteps=2048"]))[0]
+    with pytest.raises(NameError, match="check_head_norm"):
+        train_run(spec)
+    assert [c.steps for c in list_checkpoints(run_dir)] == [1536, 1024]

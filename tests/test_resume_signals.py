@@ -87,3 +87,17 @@ def test_signal_before_training_leaves_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 130, out
     assert "Traceback" not in out and "KeyboardInterrupt" not in out
     assert out.count("[1/2] ") == 1 and out.count("[2/2] ") == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stop_holds_for_the_next_grid_of_the_same_command(workers: int, tmp_path: Path) -> None:
+    """After Ctrl-C, a command that runs several grids (a study's arms) starts no run of the next one."""
+    from agents.pipeline import interrupt
+
+    interrupt.request_stop("SIGINT")
+    try:
+        results = run_grid(load_config(SMOKE, [f"runs_dir={tmp_path}", "norms=[none, bn]", *TINY]), workers=workers)
+    finally:
+        interrupt.reset()
+    assert [r.status for r in results] == ["not started", "not started"]
+    assert not any(p.name == "tb" for p in tmp_path.rglob("*"))  # nothing trained

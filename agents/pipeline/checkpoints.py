@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -254,6 +256,28 @@ def _load_one(
     return model
 
 
+#: what reading a damaged file raises (truncated or overwritten zip, bad CRC, garbage pickle); anything else (a
+#: NameError, an ImportError of a moved class, a state-dict mismatch) is a problem of the code, not of the file,
+#: and must not make a run fall back to an older checkpoint or be told to start over
+DAMAGE_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    EOFError,
+    OSError,
+    KeyError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+)
+
+
+def is_damage(err: BaseException) -> bool:
+    """Whether an exception raised while loading a checkpoint means its files are damaged.
+
+    :param err: the exception
+    """
+    torch_reader = isinstance(err, RuntimeError) and "PytorchStreamReader" in str(err)
+    return isinstance(err, DAMAGE_ERRORS) or torch_reader
+
+
 def _reason(err: BaseException, path: Path) -> str:
     # the line already names the file: its full path once is enough
     lines = str(err).strip().replace(str(path), path.name).splitlines()
@@ -271,13 +295,16 @@ def load_latest(
     :param env: a fresh training VecEnv (already wrapped like the saved one)
     :param device: torch device
     :param kwargs: forwarded to ``algo_cls.load`` (e.g. ``custom_objects``)
-    :raises CheckpointError: when the run has checkpoints and none of them loads
+    :raises CheckpointError: when the run has checkpoints and each is damaged (:func:`is_damage`); any other error
+        while loading propagates (it is not the file's fault)
     """
     skipped: list[tuple[Checkpoint, str]] = []
     for checkpoint in list_checkpoints(run_dir):
         try:
             model = _load_one(algo_cls, checkpoint, env, device, **kwargs)
-        except Exception as err:  # any damage (truncated zip, random bytes, bad pickle) means: try the next one
+        except Exception as err:
+            if not is_damage(err):
+                raise
             skipped.append((checkpoint, _reason(err, checkpoint.model_file)))
             continue
         if checkpoint.steps < 0:  # a 0.1.0 checkpoint whose state file was damaged: the model knows its steps

@@ -30,6 +30,7 @@ SAME_REQUEST_SECONDS = 1.0
 PARENT_POLL_SECONDS = 1.0
 
 _requested: str | None = None
+_requested_at = 0.0
 _shared: Any = None  # a multiprocessing Event in pool workers
 
 
@@ -51,9 +52,9 @@ def request_stop(reason: str = "stop") -> None:
 
     :param reason: what asked, e.g. ``SIGINT``
     """
-    global _requested
+    global _requested, _requested_at
     if _requested is None:
-        _requested = reason
+        _requested, _requested_at = reason, time.monotonic()
     if _shared is not None:
         _shared.set()
 
@@ -66,7 +67,8 @@ def stop_requested() -> str | None:
 
 
 def reset() -> None:
-    """Forget an earlier request (a new grid starts)."""
+    """Forget an earlier request. A request holds for the rest of the process otherwise, so a command that runs
+    several grids (a study's arms) starts none after Ctrl-C."""
     global _requested
     _requested = None
     if _shared is not None:
@@ -126,22 +128,20 @@ def handling_signals(on_force: Any = None, shared: Any = None) -> Iterator[None]
     if threading.current_thread() is not threading.main_thread():  # signal handlers need the main thread
         yield
         return
-    reset()
     _shared = shared
-
-    first_at: list[float] = []
+    if _requested is not None and shared is not None:  # stopped during an earlier grid of this command
+        shared.set()
 
     def handler(signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         # `timeout` and terminals may deliver one request twice (to the process, then to its group)
-        if _requested is not None and time.monotonic() - first_at[0] >= SAME_REQUEST_SECONDS:
+        if _requested is not None and time.monotonic() - _requested_at >= SAME_REQUEST_SECONDS:
             print(f"{name} again: stopping now without saving; runs resume from their last checkpoint", file=sys.stderr)
             if on_force is not None:
                 on_force()
             raise SystemExit(128 + signum)
         if _requested is not None:
             return
-        first_at.append(time.monotonic())
         request_stop(name)
         print(
             f"{name}: saving a checkpoint of every running run at its next update, then stopping "
