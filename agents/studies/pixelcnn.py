@@ -24,6 +24,7 @@ from agents.report.stats import Interval, iqm_interval
 from agents.report.tables import md_table, ordered
 from rlnorm.pixelcnn.layers import PIXELCNN_NORMS
 from rlnorm.registry import NORMS
+from rlnorm.validation import ConfigError
 
 EXPERIMENT = "study_pixelcnn"
 #: former spelling -> PixelCNN norm (``ln`` -> ``pixel_ln``), from :attr:`rlnorm.registry.NormSpec.old_names`
@@ -39,15 +40,15 @@ def parse_reuse(items: Sequence[str]) -> dict[int, Path]:
     """``["0=runs/x/summary.csv"]`` -> ``{0: Path(...)}``.
 
     :param items: ``SEED=PATH`` strings
-    :raises ValueError: naming the bad item
+    :raises ConfigError: naming ``--reuse`` and the bad item
     """
     out = {}
     for item in items:
         seed, sep, path = item.partition("=")
         if not sep or not seed.isdigit() or not path:
-            raise ValueError(f"--reuse: expected SEED=PATH/summary.csv, got {item!r}")
+            raise ConfigError("<command line>", "--reuse", f"expected SEED=PATH/summary.csv, got {item!r}")
         if not Path(path).is_file():
-            raise ValueError(f"--reuse: {path}: no such file")
+            raise ConfigError("<command line>", "--reuse", f"{path}: no such file")
         out[int(seed)] = Path(path)
     return out
 
@@ -191,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always", DeprecationWarning)
             base = load_pixelcnn_config(args.config, args.overrides)
         if any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds):
-            raise ValueError(f"--seeds: must be distinct integers >= 0, got {args.seeds}")
+            raise ConfigError("<command line>", "--seeds", f"must be distinct integers >= 0, got {args.seeds}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
