@@ -5,19 +5,26 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import envs.cores
 from envs import make_env
 from envs.atari import ale_threads
 from envs.cores import allowed_cores, claim_cores, owned_cores, owning_cores, release_cores, run_owning_cores
 from rlnorm.validation import ConfigError
 
-CLAIM_ONE = "from envs.cores import claim_cores; print(claim_cores(1))"
+# envs.cores loaded on its own: importing the envs package (gymnasium, ALE, torch) would take seconds
+CLAIM_ONE = (
+    "import importlib.util as u; s = u.spec_from_file_location('cores', {path!r}); m = u.module_from_spec(s); "
+    "s.loader.exec_module(m); print(m.claim_cores(1))"
+)
 
 
 def _claim_in_other_process() -> str:
-    out = subprocess.run([sys.executable, "-c", CLAIM_ONE], capture_output=True, text=True, check=True)
+    code = CLAIM_ONE.format(path=str(Path(envs.cores.__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
 

@@ -174,7 +174,8 @@ def run_grid(config: ExperimentConfig, backend: str | None = None, workers: int 
         if n_workers == 1:
             results = []
             for i, spec in enumerate(specs):
-                results.append(_worker(spec, parallel=False))
+                # the one run at a time owns every core while it runs (if no other process claimed one)
+                results.append(run_owning_cores(cores_per_worker(1), _worker, spec, False))
                 _announce(results[-1], i + 1, len(specs), started)
             return results
         pool = ProcessPoolExecutor(
