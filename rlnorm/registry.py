@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from torch import nn
 
 #: Where a norm name is accepted: an activation norm of :func:`rlnorm.norms.make_norm`; a layer stack of
-#: :mod:`rlnorm.layers` (and so a policy's ``norm``); a layer of :mod:`rlnorm.pixelcnn`.
-SCOPES: tuple[str, ...] = ("activation", "layer", "pixelcnn")
+#: :mod:`rlnorm.layers` (and so a policy's ``norm``); a layer of :mod:`rlnorm.pixelcnn`; a policy's output
+#: layers (its ``head_norm``).
+SCOPES: tuple[str, ...] = ("activation", "layer", "pixelcnn", "head")
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,6 @@ class NormSpec:
 
 
 _FLAGS = ("batch_dependent", "needs_batch_gt1", "weight_normalized", "has_shift")
-_ALL = frozenset(SCOPES)
 _STACK = frozenset({"activation", "layer"})
 
 
@@ -81,8 +81,10 @@ def _table(*specs: NormSpec) -> MappingProxyType[str, NormSpec]:
 
 #: Every normalization, in the order tables and figures list them.
 NORMS: MappingProxyType[str, NormSpec] = _table(
-    NormSpec("none", "no normalization", _ALL),
-    NormSpec("wn", "weight normalization", frozenset({"layer", "pixelcnn"}), "Wn", weight_normalized=True, lstm="wn"),
+    NormSpec("none", "no normalization", frozenset(SCOPES)),
+    NormSpec(
+        "wn", "weight normalization", frozenset({"layer", "pixelcnn", "head"}), "Wn", weight_normalized=True, lstm="wn"
+    ),
     NormSpec(
         "wn+mobn",
         "weight normalization + mean-only batch norm",
@@ -96,7 +98,7 @@ NORMS: MappingProxyType[str, NormSpec] = _table(
     NormSpec(
         "bn",
         "batch normalization",
-        _ALL,
+        frozenset({"activation", "layer", "pixelcnn"}),
         "Bn",
         batch_dependent=True,
         needs_batch_gt1=True,
@@ -109,6 +111,8 @@ NORMS: MappingProxyType[str, NormSpec] = _table(
     NormSpec("sn", "switchable normalization", _STACK, "Sn", batch_dependent=True, has_shift=True),
     NormSpec("brn", "batch renormalization", _STACK, "Brn", batch_dependent=True, needs_batch_gt1=True, has_shift=True),
     NormSpec("rms", "RMS normalization", _STACK, "Rms"),
+    # rows of the weight scaled to one norm and the input's scale divided out (rlnorm.weight_norm.CosineLinear)
+    NormSpec("cosine", "cosine normalization", frozenset({"head"})),
     NormSpec(
         "pixel_ln",
         "layer normalization over each pixel's channels",

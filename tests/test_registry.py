@@ -32,6 +32,7 @@ def test_the_derived_tables_keep_their_names_and_order() -> None:
     assert {"bn", "brn", "sn", "wn+mobn"} == BATCH_DEPENDENT_NORMS
     assert {"bn", "brn", "sn"} == BATCH_DEPENDENT_KINDS
     assert PIXELCNN_NORMS == ("none", "wn", "bn", "pixel_ln", "pixel_gn")
+    assert norm_names("head") == ("none", "wn", "cosine")  # agents.policies.heads.HEAD_NORMS
     assert norm_names("layer", needs_batch_gt1=True) == ("bn", "brn")
     assert list(alias_norms().items()) == [
         ("Wn", "wn"), ("WnMobn", "wn+mobn"), ("Bn", "bn"), ("Ln", "ln"), ("Gn", "gn"), ("In", "in"),
@@ -81,7 +82,7 @@ def test_properties_match_what_the_layers_do(norm: str) -> None:
 def test_scope_queries_and_errors() -> None:
     assert norm_names() == tuple(NORMS)
     assert norm_names("pixelcnn", has_shift=False) == ("none", "wn")
-    with pytest.raises(ConfigError, match=r"^scope: must be one of activation, layer, pixelcnn; got 'lstm'"):
+    with pytest.raises(ConfigError, match=r"^scope: must be one of activation, layer, pixelcnn, head; got 'lstm'"):
         norm_names("lstm")
     with pytest.raises(ConfigError, match=r"^flag: must be one of "):
         norm_names("layer", shiny=True)

@@ -28,6 +28,7 @@ NORM_COLORS: dict[str, str] = {
     "sn": "#e377c2",
     "brn": "#ff7f0e",
     "rms": "#bcbd22",
+    "cosine": "#000080",
     "pixel_ln": "#00591b",
     "pixel_gn": "#4b2a7b",
 }
