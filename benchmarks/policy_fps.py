@@ -1,4 +1,8 @@
-"""PPO training speed of every norm policy against SB3's own ``CnnPolicy`` on the same env, in one run.
+"""Training speed of the norm policies against SB3's own policy on the same env, in one run.
+
+``--algo ppo`` (default): PPO with every norm against SB3's ``CnnPolicy`` on an Atari game or MinAtar.
+``--algo sac``: SAC on a MuJoCo task (``Hopper-v5``, needs ``pip install -e ".[mujoco]"``) with weight-normalized
+critics, fully weight-normalized and plain norm policies against SB3's ``MlpPolicy`` (goal for WN critics: >= 0.95).
 
 For each policy the same PPO run (same env, seed and hyperparameters) is timed several times in alternation
 and the best time kept (the machine may be shared). Reported per policy:
@@ -17,6 +21,7 @@ Usage::
     python benchmarks/policy_fps.py                       # ALE/Pong-v5, CPU
     python benchmarks/policy_fps.py --env minatar --steps 4096
     python benchmarks/policy_fps.py --device cuda --norms none wn bn ln
+    python -m benchmarks.policy_fps --algo sac --steps 1000        # SAC on Hopper-v5, CPU
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import ale_py
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import PPO
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
@@ -51,34 +57,64 @@ def make_env(name: str, n_envs: int, seed: int) -> VecEnv:
     return VecFrameStack(make_atari_env(name, n_envs=n_envs, seed=seed), n_stack=4)
 
 
-class TimedPPO(PPO):
-    """PPO that adds up the wall time spent in its gradient updates."""
+def timed(algo: type[BaseAlgorithm]) -> type[BaseAlgorithm]:
+    """``algo`` subclassed to add up the wall time spent in its gradient updates (``train_seconds``)."""
 
-    train_seconds = 0.0
+    class Timed(algo):  # type: ignore[valid-type, misc]
+        train_seconds = 0.0
 
-    def train(self) -> None:
-        start = time.perf_counter()
-        super().train()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        self.train_seconds += time.perf_counter() - start
+        def train(self, *args, **kwargs) -> None:
+            start = time.perf_counter()
+            super().train(*args, **kwargs)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.train_seconds += time.perf_counter() - start
+
+    Timed.__name__ = f"Timed{algo.__name__}"
+    return Timed
+
+
+TimedPPO, TimedSAC = timed(PPO), timed(SAC)
+
+#: SAC candidates: name -> (policy, policy_kwargs); the first is the baseline
+SAC_CANDIDATES: dict[str, tuple[str, dict]] = {
+    "SB3 MlpPolicy": ("MlpPolicy", {}),
+    "NormMlpPolicy norm=none": ("NormMlpPolicy", {"norm": "none"}),
+    "NormMlpPolicy critic_norm=wn": ("NormMlpPolicy", {"critic_norm": "wn"}),
+    "WnMlpPolicy": ("WnMlpPolicy", {}),
+    "LnMlpPolicy": ("LnMlpPolicy", {}),
+}
 
 
 def time_run(policy: str, policy_kwargs: dict, args: argparse.Namespace) -> tuple[float, float]:
-    """Seconds of ``learn(args.steps)`` and of the updates inside it, after a one-rollout warm-up."""
-    env = make_env(args.env, args.n_envs, seed=0)
-    model = TimedPPO(
-        policy,
-        env,
-        n_steps=args.n_steps,
-        batch_size=args.batch_size,
-        n_epochs=args.n_epochs,
-        policy_kwargs=policy_kwargs,
-        device=args.device,
-        seed=0,
-        verbose=0,
-    )
-    model.learn(args.n_steps * args.n_envs)  # warm-up: first-call allocations, kernel selection
+    """Seconds of ``learn(args.steps)`` and of the updates inside it, after a warm-up."""
+    if args.algo == "sac":
+        env = gym.make(args.env)
+        model = TimedSAC(
+            policy,
+            env,
+            learning_starts=args.learning_starts,
+            batch_size=args.batch_size,
+            policy_kwargs=policy_kwargs,
+            device=args.device,
+            seed=0,
+            verbose=0,
+        )
+        model.learn(args.learning_starts + 100)  # warm-up: past learning_starts, so the timed steps all train
+    else:
+        env = make_env(args.env, args.n_envs, seed=0)
+        model = TimedPPO(
+            policy,
+            env,
+            n_steps=args.n_steps,
+            batch_size=args.batch_size,
+            n_epochs=args.n_epochs,
+            policy_kwargs=policy_kwargs,
+            device=args.device,
+            seed=0,
+            verbose=0,
+        )
+        model.learn(args.n_steps * args.n_envs)  # warm-up: first-call allocations, kernel selection
     model.train_seconds = 0.0
     start = time.perf_counter()
     model.learn(args.steps, reset_num_timesteps=False)
@@ -117,18 +153,24 @@ def time_networks(policy: str, policy_kwargs: dict, args: argparse.Namespace, en
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="ALE/Pong-v5", help="an ALE id or 'minatar'")
+    parser.add_argument("--algo", choices=("ppo", "sac"), default="ppo")
+    parser.add_argument("--env", default=None, help="ppo: an ALE id or 'minatar' (default ALE/Pong-v5); sac: Hopper-v5")
     parser.add_argument("--norms", nargs="+", default=list(DEFAULT_NORMS))
     parser.add_argument("--steps", type=int, default=2048, help="timed env steps per run")
     parser.add_argument("--n-envs", type=int, default=4)
     parser.add_argument("--n-steps", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--learning-starts", type=int, default=1000, help="sac: random steps before training")
     parser.add_argument("--n-epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3, help="runs per policy; the fastest counts")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.algo == "sac":
+        main_sac(args)
+        return
+    args.env = args.env or "ALE/Pong-v5"
 
     # SB3's CnnPolicy needs an SB3 image space (uint8 in [0, 255]); MinAtar is {0, 1}, so its baseline is ours
     if args.env == "minatar":
@@ -170,6 +212,31 @@ def main() -> None:
         print(
             f"{name:<28} {1000 * rollout:10.2f} {rollout / base_rollout:10.3f} "
             f"{1000 * update:10.1f} {update / base_update:10.3f}"
+        )
+
+
+def main_sac(args: argparse.Namespace) -> None:
+    """SAC: learn() fps and update time of each of :data:`SAC_CANDIDATES`, alternated, best of ``repeats``."""
+    args.env = args.env or "Hopper-v5"
+    best = {name: (float("inf"), float("inf")) for name in SAC_CANDIDATES}
+    order = list(SAC_CANDIDATES)
+    rng = random.Random(0)
+    for _ in range(args.repeats):
+        rng.shuffle(order)
+        for name in order:
+            total, updates = time_run(*SAC_CANDIDATES[name], args)
+            best[name] = (min(best[name][0], total), min(best[name][1], updates))
+    base_name = next(iter(SAC_CANDIDATES))
+    base_total, base_updates = best[base_name]
+    print(
+        f"SAC on {args.env}, device={args.device}, {args.steps} steps x best of {args.repeats}, "
+        f"batch={args.batch_size}; ratios against {base_name}"
+    )
+    print(f"{'policy':<30} {'fps':>8} {'fps ratio':>10} {'update s':>9} {'update ratio':>13}")
+    for name, (total, updates) in best.items():
+        print(
+            f"{name:<30} {args.steps / total:8.1f} {base_total / total:10.3f} "
+            f"{updates:9.2f} {updates / base_updates:13.3f}"
         )
 
 

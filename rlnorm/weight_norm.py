@@ -319,7 +319,8 @@ def data_dependent_init_(
     pre-activation ``t = v . x / ||v||`` gives per-unit mean ``mu`` and standard deviation ``sigma``, and then
     ``g <- init_scale / sigma`` and ``b <- -mu * init_scale / sigma``. The layer's output on the batch is
     replaced by the initialized one before the next layer sees it, so one forward pass initializes the whole
-    network. Without a bias (e.g. before :class:`MeanOnlyBatchNorm`) only ``g`` is set.
+    network. Without a bias (e.g. before :class:`MeanOnlyBatchNorm`) only ``g`` is set. Each layer is initialized
+    at its first call; WN layers the forward pass does not reach (e.g. a policy's heads) are left as they are.
 
     :param model: the network; it is run once, in train mode, on ``inputs``
     :param inputs: one batch (positional arguments of ``model.forward``); needs at least 2 samples
@@ -332,7 +333,21 @@ def data_dependent_init_(
     if inputs and inputs[0].shape[0] < 2:
         raise ValueError("data-dependent init needs a batch of at least 2 samples to estimate statistics")
 
-    def init_hook(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+    done: set[int] = set()
+
+    def reset_hook(module: nn.Module, args: tuple) -> None:
+        # reset right before the layer first runs, so layers the forward pass never reaches keep their weights
+        if id(module) in done:
+            return
+        wn_v(module).normal_(0.0, DATA_INIT_V_STD)
+        wn_g(module).fill_(1.0)
+        if getattr(module, "bias", None) is not None:
+            module.bias.zero_()
+
+    def init_hook(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
+        if id(module) in done:
+            return None
+        done.add(id(module))
         if not torch.isfinite(out).all():
             raise ValueError(f"data-dependent init: non-finite pre-activations in {type(module).__name__}")
         dims = [d for d in range(out.dim()) if d != 1]
@@ -349,11 +364,7 @@ def data_dependent_init_(
 
     handles = []
     for module in layers.values():
-        v, g = wn_v(module), wn_g(module)
-        v.normal_(0.0, DATA_INIT_V_STD)
-        g.fill_(1.0)
-        if getattr(module, "bias", None) is not None:
-            module.bias.zero_()
+        handles.append(module.register_forward_pre_hook(reset_hook))
         handles.append(module.register_forward_hook(init_hook))
     was_training = model.training
     model.train()
@@ -392,3 +403,39 @@ def enable_weight_cache(module: nn.Module) -> nn.Module:
     module.register_forward_hook(leave, always_call=True)
     module._rlnorm_weight_cache = True
     return module
+
+
+class CosineLinear(nn.Linear):
+    """A fixed-norm ("cosine") output layer: ``y_a = s * cos(w_a, x) = s * w_a . x / (||w_a|| ||x||)``.
+
+    Every output unit has the same weight norm and the input's scale is divided out, so no unit can win by
+    growing its weight (the per-action norms of a plain policy or Q head track how often each action is
+    trained). The scale ``s`` is learned or fixed; there is no bias. A subclass of ``nn.Linear``, so
+    initializers (``rlnorm.init``) and ``weight_layers`` treat it as one.
+
+    :param in_features: input size
+    :param out_features: output size
+    :param scale: initial (or fixed) value of ``s``
+    :param learn_scale: whether ``s`` is a parameter (else a buffer)
+    :param eps: added to the norms
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, scale: float = 1.0, learn_scale: bool = True, eps: float = 1e-8
+    ) -> None:
+        super().__init__(in_features, out_features, bias=False)
+        value = torch.tensor(float(scale))
+        if learn_scale:
+            self.scale = nn.Parameter(value)
+        else:
+            self.register_buffer("scale", value)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight / (self.weight.norm(dim=1, keepdim=True) + self.eps)
+        x = x / (x.norm(dim=-1, keepdim=True) + self.eps)
+        return self.scale * nn.functional.linear(x, w)
+
+    def extra_repr(self) -> str:
+        learned = isinstance(self.scale, nn.Parameter)
+        return f"{super().extra_repr()}, scale={float(self.scale):.3g}, learn_scale={learned}"

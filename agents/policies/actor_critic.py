@@ -79,7 +79,10 @@ class NormActorCriticMixin(DataInitFlag, RolloutWeightCache, NormPolicyMixin):
     :param actor_norm: norm of the policy MLP layers (default ``norm``)
     :param critic_norm: norm of the value MLP layers (default ``norm``); the features extractor has ``norm``
     :param wn_data_init: data-dependent init of the WN layers on the first training batch
-        (needs ``norm`` ``"wn"`` or ``"wn+mobn"``)
+        (needs ``norm`` ``"wn"`` or ``"wn+mobn"``; the heads keep their init)
+    :param head_norm: ``"none"``, ``"wn"`` or ``"cosine"``: the action and value output layers
+        (:mod:`agents.policies.heads`)
+    :param head_kwargs: options of the cosine head (``scale``, ``learn_scale``)
     :param features_extractor_class: ``None`` takes the class default (flatten; a CNN chosen from the image
         size for Cnn policies; :class:`NormCombinedExtractor` for MultiInput policies)
     :param features_extractor_kwargs: kwargs of the extractor; the policy's ``norm`` is added for the norm-aware
@@ -103,6 +106,8 @@ class NormActorCriticMixin(DataInitFlag, RolloutWeightCache, NormPolicyMixin):
         actor_norm: str | None = None,
         critic_norm: str | None = None,
         wn_data_init: bool = False,
+        head_norm: str = "none",
+        head_kwargs: dict[str, Any] | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] | None = None,
         features_extractor_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -114,6 +119,8 @@ class NormActorCriticMixin(DataInitFlag, RolloutWeightCache, NormPolicyMixin):
             actor_norm=actor_norm,
             critic_norm=critic_norm,
             wn_data_init=wn_data_init,
+            head_norm=head_norm,
+            head_kwargs=head_kwargs,
             net_arch=net_arch,
             features_extractor_class=features_extractor_class,
             features_extractor_kwargs=features_extractor_kwargs,
@@ -142,6 +149,10 @@ class NormActorCriticMixin(DataInitFlag, RolloutWeightCache, NormPolicyMixin):
             actor_norm=self.actor_norm,
             critic_norm=self.critic_norm,
         )
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        self._normalize_heads(["action_net", "value_net"], lr_schedule)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

@@ -16,6 +16,7 @@ import gymnasium as gym
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 
 from agents.policies.extractors import NORM_EXTRACTORS, cnn_class_for
+from agents.policies.heads import check_head_norm, normalize_heads_
 from agents.policies.options import ALIAS_NORMS, check_policy_norm, extractor_with_norm, state_without_graph
 
 #: Network kinds of the alias names -> the family class attribute ``default_extractor`` they use.
@@ -23,7 +24,8 @@ NETWORKS: tuple[str, ...] = ("Mlp", "Cnn", "MultiInput")
 
 
 class NormPolicyMixin:
-    """Options shared by every norm policy: ``norm``, ``norm_kwargs``, ``actor_norm``, ``critic_norm``.
+    """Options shared by every norm policy: ``norm``, ``norm_kwargs``, ``actor_norm``, ``critic_norm``,
+    ``head_norm``, ``head_kwargs`` (:mod:`agents.policies.heads`).
 
     ``actor_norm`` / ``critic_norm`` override ``norm`` for the actor's and the critics' layers (the policy and
     value MLPs of PPO/A2C; the actor and critic networks, each with its own features extractor, of SAC, TD3, TQC,
@@ -44,6 +46,8 @@ class NormPolicyMixin:
     actor_norm: str
     critic_norm: str
     norm_kwargs: dict[str, Any] | None
+    head_norm: str
+    head_kwargs: dict[str, Any] | None
 
     @classmethod
     def check_fixed_options(cls, **given: Any) -> None:
@@ -83,6 +87,8 @@ class NormPolicyMixin:
         actor_norm: str | None = None,
         critic_norm: str | None = None,
         wn_data_init: bool = False,
+        head_norm: str = "none",
+        head_kwargs: dict[str, Any] | None = None,
     ) -> tuple[Any, type[BaseFeaturesExtractor], dict[str, Any]]:
         """The constructor prologue: check the options, set ``self.norm`` & co., resolve the extractor.
 
@@ -95,6 +101,7 @@ class NormPolicyMixin:
         self.norm, self.norm_kwargs = norm, norm_kwargs
         self.actor_norm = check_policy_norm(norm if actor_norm is None else actor_norm, False, "actor_norm")
         self.critic_norm = check_policy_norm(norm if critic_norm is None else critic_norm, False, "critic_norm")
+        self.head_norm, self.head_kwargs = check_head_norm(head_norm, head_kwargs), head_kwargs
         if features_extractor_class is None:
             features_extractor_class = self.default_extractor or cnn_class_for(observation_space)
             if self.default_extractor is None and net_arch is None and self.empty_net_arch_behind_cnn:
@@ -114,7 +121,19 @@ class NormPolicyMixin:
             "norm_kwargs": self.norm_kwargs,
             "actor_norm": self.actor_norm,
             "critic_norm": self.critic_norm,
+            "head_norm": self.head_norm,
+            "head_kwargs": self.head_kwargs,
         }
+
+    def _normalize_heads(self, names: list[str], lr_schedule: Any) -> None:
+        """Make the output layers ``names`` ``head_norm`` heads and rebuild the optimizer over the new parameters
+        (call at the end of ``_build``, before any step)."""
+        if normalize_heads_(self, names, self.head_norm, self.head_kwargs):  # type: ignore[arg-type]
+            self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
+                self.parameters(),  # type: ignore[attr-defined]
+                lr=lr_schedule(1),
+                **self.optimizer_kwargs,  # type: ignore[attr-defined]
+            )
 
 
 def extractor_kwargs_for(

@@ -25,6 +25,7 @@ from torch import nn
 
 from agents.policies.base import NormPolicyMixin, extractor_kwargs_for
 from agents.policies.extractors import norm_mlp
+from agents.policies.heads import normalize_heads_
 from agents.policies.options import RolloutWeightCache, state_without_graph
 
 
@@ -33,6 +34,8 @@ class NormActorMixin:
 
     :param norm: one of :data:`rlnorm.layers.LAYER_NORMS`
     :param norm_kwargs: options of the normalization
+    :param head_norm: the output layers (``mu``, ``log_std``), one of :data:`agents.policies.heads.HEAD_NORMS`
+    :param head_kwargs: options of the cosine head
     :param args: the parent's positional arguments
     :param kwargs: the parent's keyword arguments
     """
@@ -41,10 +44,19 @@ class NormActorMixin:
     net_arch: list[int]
     activation_fn: type[nn.Module]
 
-    def __init__(self, *args: Any, norm: str = "none", norm_kwargs: dict[str, Any] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        norm: str = "none",
+        norm_kwargs: dict[str, Any] | None = None,
+        head_norm: str = "none",
+        head_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
-        self.norm, self.norm_kwargs = norm, norm_kwargs
+        self.norm, self.norm_kwargs, self.head_norm, self.head_kwargs = norm, norm_kwargs, head_norm, head_kwargs
         self._rebuild_hidden()
+        normalize_heads_(self, ["mu", "log_std"], head_norm, head_kwargs)
 
     def _hidden(self) -> list[nn.Module]:
         return norm_mlp(self.features_dim, self.net_arch, self.activation_fn, self.norm, self.norm_kwargs)
@@ -55,7 +67,9 @@ class NormActorMixin:
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
-        data.update(norm=self.norm, norm_kwargs=self.norm_kwargs)
+        data.update(
+            norm=self.norm, norm_kwargs=self.norm_kwargs, head_norm=self.head_norm, head_kwargs=self.head_kwargs
+        )
         return data
 
     def __getstate__(self) -> dict[str, Any]:
@@ -74,6 +88,8 @@ class NormCriticMixin:
     :param activation_fn: activation function
     :param norm: one of :data:`rlnorm.layers.LAYER_NORMS`
     :param norm_kwargs: options of the normalization
+    :param head_norm: the output layer of each Q-network, one of :data:`agents.policies.heads.HEAD_NORMS`
+    :param head_kwargs: options of the cosine head
     :param kwargs: the parent's other keyword arguments (``n_critics``, ``n_quantiles``, ...)
     """
 
@@ -90,6 +106,8 @@ class NormCriticMixin:
         *,
         norm: str = "none",
         norm_kwargs: dict[str, Any] | None = None,
+        head_norm: str = "none",
+        head_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -103,7 +121,9 @@ class NormCriticMixin:
         )
         self.net_arch, self.features_dim, self.activation_fn = net_arch, features_dim, activation_fn
         self.norm, self.norm_kwargs, self._critic_kwargs = norm, norm_kwargs, kwargs
+        self.head_norm, self.head_kwargs = head_norm, head_kwargs
         self._rebuild_q_networks()
+        normalize_heads_(self, [f"qf{i}" for i in range(len(self.q_networks))], head_norm, head_kwargs)
 
     def _rebuild_q_networks(self) -> None:
         """Replace each Q-network by a normalized one with the same output size."""
@@ -128,6 +148,8 @@ class NormCriticMixin:
             activation_fn=self.activation_fn,
             norm=self.norm,
             norm_kwargs=self.norm_kwargs,
+            head_norm=self.head_norm,
+            head_kwargs=self.head_kwargs,
         )
         return data
 
@@ -142,6 +164,9 @@ class NormOffPolicyMixin(RolloutWeightCache, NormPolicyMixin):
     :param actor_norm: norm of the actor (its features extractor and hidden layers), default ``norm``
     :param critic_norm: norm of the critics (their features extractor and hidden layers), default ``norm``
     :param norm_kwargs: options of the normalization
+    :param head_norm: ``"none"``, ``"wn"`` or ``"cosine"``: the output layers of actor and critics
+        (:mod:`agents.policies.heads`)
+    :param head_kwargs: options of the cosine head (``scale``, ``learn_scale``)
     :param features_extractor_class: ``None`` takes the class default (flatten; a CNN chosen from the image
         size for Cnn policies; :class:`NormCombinedExtractor` for MultiInput policies)
     :param features_extractor_kwargs: kwargs of the extractor; each network's norm is added for the norm-aware
@@ -170,6 +195,8 @@ class NormOffPolicyMixin(RolloutWeightCache, NormPolicyMixin):
         actor_norm: str | None = None,
         critic_norm: str | None = None,
         norm_kwargs: dict[str, Any] | None = None,
+        head_norm: str = "none",
+        head_kwargs: dict[str, Any] | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] | None = None,
         features_extractor_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -181,6 +208,8 @@ class NormOffPolicyMixin(RolloutWeightCache, NormPolicyMixin):
             norm_kwargs=norm_kwargs,
             actor_norm=actor_norm,
             critic_norm=critic_norm,
+            head_norm=head_norm,
+            head_kwargs=head_kwargs,
             net_arch=net_arch,
             features_extractor_class=features_extractor_class,
             features_extractor_kwargs=features_extractor_kwargs,
@@ -205,12 +234,15 @@ class NormOffPolicyMixin(RolloutWeightCache, NormPolicyMixin):
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> nn.Module:
         extractor = features_extractor or self._norm_extractor(self.actor_norm)
         kwargs = self._update_features_extractor(self.actor_kwargs, extractor)
-        return self.actor_class(**kwargs, norm=self.actor_norm, norm_kwargs=self.norm_kwargs).to(self.device)
+        return self.actor_class(**kwargs, norm=self.actor_norm, **self._net_options()).to(self.device)
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> nn.Module:
         extractor = features_extractor or self._norm_extractor(self.critic_norm)
         kwargs = self._update_features_extractor(self.critic_kwargs, extractor)
-        return self.critic_class(**kwargs, norm=self.critic_norm, norm_kwargs=self.norm_kwargs).to(self.device)
+        return self.critic_class(**kwargs, norm=self.critic_norm, **self._net_options()).to(self.device)
+
+    def _net_options(self) -> dict[str, Any]:
+        return {"norm_kwargs": self.norm_kwargs, "head_norm": self.head_norm, "head_kwargs": self.head_kwargs}
 
     def _weight_cache_scopes(self) -> list[nn.Module]:
         # never the targets: SB3's polyak_update writes them between any two calls

@@ -87,6 +87,9 @@ class NormRecurrentActorCriticPolicy(RolloutWeightCache, NormPolicyMixin, Recurr
     :param net_arch: as sb3-contrib (default ``[]`` behind a CNN, ``dict(pi=[64, 64], vf=[64, 64])`` otherwise)
     :param lstm_hidden_size: number of hidden units of each LSTM layer
     :param n_lstm_layers: number of LSTM layers
+    :param head_norm: ``"none"``, ``"wn"`` or ``"cosine"``: the action and value output layers
+        (:mod:`agents.policies.heads`)
+    :param head_kwargs: options of the cosine head (``scale``, ``learn_scale``)
     :param kwargs: the other :class:`RecurrentActorCriticPolicy` arguments
 
     A named class (``LnLstmPolicy``) fixes ``lstm`` and ``norm``: another value is an error naming both.
@@ -113,6 +116,8 @@ class NormRecurrentActorCriticPolicy(RolloutWeightCache, NormPolicyMixin, Recurr
         features_extractor_kwargs: dict[str, Any] | None = None,
         lstm_hidden_size: int = 256,
         n_lstm_layers: int = 1,
+        head_norm: str = "none",
+        head_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         type(self).check_fixed_options(lstm=lstm)
@@ -127,6 +132,8 @@ class NormRecurrentActorCriticPolicy(RolloutWeightCache, NormPolicyMixin, Recurr
             net_arch=net_arch,
             features_extractor_class=features_extractor_class,
             features_extractor_kwargs=features_extractor_kwargs,
+            head_norm=head_norm,
+            head_kwargs=head_kwargs,
         )
         # read by _build_mlp_extractor, which the parent constructor calls
         self.lstm_kind, self.lstm_class = lstm, lstm_class
@@ -195,6 +202,10 @@ class NormRecurrentActorCriticPolicy(RolloutWeightCache, NormPolicyMixin, Recurr
             device=self.device,
         )
 
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        self._normalize_heads(["action_net", "value_net"], lr_schedule)
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(
@@ -202,6 +213,8 @@ class NormRecurrentActorCriticPolicy(RolloutWeightCache, NormPolicyMixin, Recurr
             lstm_kwargs=self.lstm_kwargs,
             norm=self.norm,
             norm_kwargs=self.norm_kwargs,
+            head_norm=self.head_norm,
+            head_kwargs=self.head_kwargs,
             lstm_hidden_size=self.lstm_output_dim,
             n_lstm_layers=self.lstm_hidden_state_shape[0],
             shared_lstm=self.shared_lstm,

@@ -23,6 +23,7 @@ from torch import nn
 
 from agents.policies.base import NormPolicyMixin
 from agents.policies.extractors import norm_mlp
+from agents.policies.heads import normalized_head
 from agents.policies.options import DataInitFlag, RolloutWeightCache, data_init_on_batch
 
 
@@ -32,6 +33,8 @@ class NormValueNetMixin:
 
     :param norm: normalization of the hidden layers, one of :data:`rlnorm.layers.LAYER_NORMS`
     :param norm_kwargs: options of the normalization
+    :param head_norm: the output layer, one of :data:`agents.policies.heads.HEAD_NORMS`
+    :param head_kwargs: options of the cosine head
     :param args: the parent's positional arguments
     :param kwargs: the parent's keyword arguments
     """
@@ -43,13 +46,22 @@ class NormValueNetMixin:
     net_arch: list[int]
     activation_fn: type[nn.Module]
 
-    def __init__(self, *args: Any, norm: str = "none", norm_kwargs: dict[str, Any] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        norm: str = "none",
+        norm_kwargs: dict[str, Any] | None = None,
+        head_norm: str = "none",
+        head_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         out_features = getattr(self, self.net_attr)[-1].out_features
         hidden = norm_mlp(self.features_dim, self.net_arch, self.activation_fn, norm, norm_kwargs)
         last = self.net_arch[-1] if self.net_arch else self.features_dim
-        setattr(self, self.net_attr, nn.Sequential(*hidden, nn.Linear(last, out_features)))
-        self.norm, self.norm_kwargs = norm, norm_kwargs
+        head = normalized_head(nn.Linear(last, out_features), head_norm, head_kwargs)
+        setattr(self, self.net_attr, nn.Sequential(*hidden, head))
+        self.norm, self.norm_kwargs, self.head_norm, self.head_kwargs = norm, norm_kwargs, head_norm, head_kwargs
         #: called with each observation batch before the forward pass (the policy's data init); not pickled
         self.before_forward: Callable[[PyTorchObs], None] | None = None
 
@@ -60,7 +72,9 @@ class NormValueNetMixin:
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
-        data.update(norm=self.norm, norm_kwargs=self.norm_kwargs)
+        data.update(
+            norm=self.norm, norm_kwargs=self.norm_kwargs, head_norm=self.head_norm, head_kwargs=self.head_kwargs
+        )
         return data
 
     def __getstate__(self) -> dict[str, Any]:
@@ -78,6 +92,8 @@ class NormValuePolicyMixin(DataInitFlag, RolloutWeightCache, NormPolicyMixin):
     :param norm_kwargs: options of the normalization
     :param wn_data_init: data-dependent init of the WN layers on the first replay batch
         (needs ``norm`` ``"wn"`` or ``"wn+mobn"``)
+    :param head_norm: ``"none"``, ``"wn"`` or ``"cosine"``: the output layer (:mod:`agents.policies.heads`)
+    :param head_kwargs: options of the cosine head (``scale``, ``learn_scale``)
     :param features_extractor_class: ``None`` takes the class default (flatten; a CNN chosen from the image
         size for Cnn policies; :class:`NormCombinedExtractor` for MultiInput policies)
     :param features_extractor_kwargs: kwargs of the extractor; the policy's ``norm`` is added for the norm-aware
@@ -105,6 +121,8 @@ class NormValuePolicyMixin(DataInitFlag, RolloutWeightCache, NormPolicyMixin):
         norm: str | None = None,
         norm_kwargs: dict[str, Any] | None = None,
         wn_data_init: bool = False,
+        head_norm: str = "none",
+        head_kwargs: dict[str, Any] | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] | None = None,
         features_extractor_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -114,6 +132,8 @@ class NormValuePolicyMixin(DataInitFlag, RolloutWeightCache, NormPolicyMixin):
             norm=norm,
             norm_kwargs=norm_kwargs,
             wn_data_init=wn_data_init,
+            head_norm=head_norm,
+            head_kwargs=head_kwargs,
             net_arch=net_arch,
             features_extractor_class=features_extractor_class,
             features_extractor_kwargs=features_extractor_kwargs,
@@ -138,7 +158,13 @@ class NormValuePolicyMixin(DataInitFlag, RolloutWeightCache, NormPolicyMixin):
     def _make_norm_net(self) -> BasePolicy:
         """A fresh online or target network (each with its own features extractor, as SB3)."""
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        net = self.network_class(**net_args, norm=self.norm, norm_kwargs=self.norm_kwargs).to(self.device)
+        net = self.network_class(
+            **net_args,
+            norm=self.norm,
+            norm_kwargs=self.norm_kwargs,
+            head_norm=self.head_norm,
+            head_kwargs=self.head_kwargs,
+        ).to(self.device)
         net.before_forward = self._maybe_data_init
         return net
 
@@ -155,7 +181,13 @@ class NormValuePolicyMixin(DataInitFlag, RolloutWeightCache, NormPolicyMixin):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(norm=self.norm, norm_kwargs=self.norm_kwargs, wn_data_init=self.wn_data_init)
+        data.update(
+            norm=self.norm,
+            norm_kwargs=self.norm_kwargs,
+            wn_data_init=self.wn_data_init,
+            head_norm=self.head_norm,
+            head_kwargs=self.head_kwargs,
+        )
         return data
 
     def __setstate__(self, state: dict[str, Any]) -> None:
