@@ -1,11 +1,11 @@
-"""Forward+backward time of WNLSTM and LNLSTM against nn.LSTM, measured in one run.
+"""Forward+backward time of WNLSTM and LNLSTM (both forms) against nn.LSTM, measured in one run.
 
 Baselines: ``nn.LSTM`` (the fused kernel), an ``nn.LSTMCell`` Python loop (the naive recurrent baseline) and a
 naive LN-LSTM (input projection hoisted, recurrent part as an autograd Python loop). Prints the median time
 of each and its ratio to ``nn.LSTM``; the first call of each module (TorchScript compile + warm-up) is
 reported separately.
 
-    python benchmarks/rnn_speed.py [--device cuda] [--threads 2] [--repeats 15]
+    python benchmarks/rnn_speed.py [--device cuda] [--threads 2] [--repeats 15] [--goal-only] [--no-naive]
 """
 
 from __future__ import annotations
@@ -111,22 +111,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--no-naive", action="store_true", help="skip the two slow Python-loop baselines")
+    parser.add_argument("--goal-only", action="store_true", help="only the speed goal's shape (T=128, B=8, 512->256)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} repeats={args.repeats}")
     print("fwd+bwd median ms (ratio to nn.LSTM); 'first' = first call incl. TorchScript compile")
     header = f"{'T':>4} {'B':>3} {'in':>4} {'H':>4} | {'nn.LSTM':>8} | {'WNLSTM':>15} | {'LNLSTM':>15}"
+    header += f" | {'LNLSTM ba2016':>15}"
     if not args.no_naive:
         header += f" | {'LSTMCell loop':>15} | {'naive LN loop':>15}"
     print(header + " | LNLSTM first ms")
-    for steps, batch, n_in, hidden in SHAPES:
+    for steps, batch, n_in, hidden in SHAPES[:1] if args.goal_only else SHAPES:
         torch.manual_seed(0)
         x = torch.randn(steps, batch, n_in, device=device)
         modules = {
             "lstm": nn.LSTM(n_in, hidden),
             "wn": WNLSTM(n_in, hidden),
-            "ln": LNLSTM(n_in, hidden),
+            "ln": LNLSTM(n_in, hidden),  # the default form, "recurrent"
+            "ln_ba2016": LNLSTM(n_in, hidden, form="ba2016"),
         }
         if not args.no_naive:
             modules["cell"] = CellLoopLSTM(n_in, hidden)

@@ -174,7 +174,7 @@ class ScriptableWNLSTM(_Twin):
         weights: list[Tensor] = []
         for cell in self.cells:
             w_ih, w_hh = cell.ih.weights(), cell.hh.weights()
-            weights += [w_ih[0], w_hh[0], *w_ih[1:], *w_hh[1:]]
+            weights += [w_ih[0], w_hh[0]] + w_ih[1:] + w_hh[1:]  # noqa: RUF005 (TorchScript: no starred lists)
         if keep is None:
             return torch.lstm(
                 x, [h0, c0], weights, self.bias, self.num_layers, self.dropout, self.training, False, False
