@@ -63,9 +63,13 @@ def test_mean_run_per_norm_averages_seeds_at_common_steps(tmp_path: Path) -> Non
 
 def test_url_and_norm_colour_regex() -> None:
     regex = re.compile(NORM_COLOR_REGEX)
-    for name in ("exp/CartPole-v1/PPO-ln-s0", "exp/MinAtar-Breakout-v1/PPO-bn_eval-s12/tb"):
-        assert regex.search(name) is not None
-    assert regex.search("exp/CartPole-v1/PPO-ln-s0")[1] == "ln"
+    names = {
+        "exp/CartPole-v1/PPO-ln-s0": "ln",
+        "exp/MinAtar-Breakout-v1/PPO-bn_eval-s12/tb": "bn_eval",
+        f"exp/{MEAN_DIR}/CartPole-v1/PPO-ln": "ln",
+    }
+    assert {name: regex.search(name)[1] for name in names} == names
+    assert regex.search("exp/_layout") is None
     url = tensorboard_url("127.0.0.1", 6006, means=True)
     assert url.startswith("http://127.0.0.1:6006/?runColorGroup=regex%3A")
     assert url.endswith("#custom_scalars&regexInput=_mean")

@@ -26,9 +26,10 @@ BY_ENV_PREFIX = "by_env/"
 #: where runs of rlnorm 0.1 and 0.2 keep their event files (TensorBoard names such a run ``.../<run>/tb``)
 LEGACY_EVENTS_DIR = "tb"
 EVENTS_GLOB = "events.out.tfevents.*"
-#: TensorBoard colours runs by the capture group of this regex on the run name (``runColorGroup=regex:``):
-#: one colour per norm, ``<algo>-<norm>-s<seed>`` with or without the legacy ``/tb``
-NORM_COLOR_REGEX = r"-([^/]+)-s[0-9]+(?:/tb)?$"
+#: TensorBoard's Time Series page colours runs by the capture group of this regex on the run name
+#: (``runColorGroup=regex:``): one colour per norm, for ``<algo>-<norm>-s<seed>`` (with or without the legacy
+#: ``/tb``) and the mean run ``<algo>-<norm>``
+NORM_COLOR_REGEX = r"-([^/]+?)(?:-s[0-9]+)?(?:/tb)?$"
 RETURN_CLEAN = "eval/return_clean"
 RETURN_TRAIN_MODE = "eval/return_train_mode"
 RETURN_EVAL_MODE = "eval/return_eval_mode"
