@@ -223,3 +223,16 @@ def test_nature_cnn_accepts_channel_first_images_with_more_channels_than_rows():
     # a non-image box (not transposed by SB3) in channel-last layout is still caught
     with pytest.raises(ValueError, match="channel-first"):
         NormNatureCNN(gym.spaces.Box(0.0, 1.0, (84, 84, 4), np.float32))
+
+
+def test_pipeline_knows_every_algorithm():
+    from agents.policies.algos import algo_class, policy_for
+
+    for name, (algo, aliases) in ALGORITHMS.items():
+        assert algo_class(name) is algo
+        cls, kwargs = policy_for(name, "mlp", "wn")
+        assert kwargs["norm"] == "wn" and cls in aliases.values()
+    with pytest.raises(ValueError, match="CrossQ has no cnn policy"):
+        policy_for("CrossQ", "cnn", "wn")
+    with pytest.raises(ValueError, match=r"algo: must be one of .*SAC.*CrossQ"):
+        algo_class("SACX")

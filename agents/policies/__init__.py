@@ -7,6 +7,8 @@
   :mod:`~agents.policies.crossq`: CrossQ (shared: :mod:`~agents.policies.continuous`).
 - :mod:`~agents.policies.base`: the constructor prologue and alias classes every family shares;
   :mod:`~agents.policies.extractors`: the norm-aware features extractors and MLPs;
+  :mod:`~agents.policies.heads`: normalized output heads (``head_norm``);
+  :mod:`~agents.policies.head_stats`: TensorBoard callback for per-action head norms and action frequencies;
   :mod:`~agents.policies.options`: the option checks, WN-correct init, data-init flag and rollout weight cache.
 - :mod:`~agents.policies.algos`: which algorithm class and policy an experiment arm uses.
 

@@ -174,6 +174,8 @@ def define_aliases(
             cls = namespace.get(name)
             if cls is None:
                 doc = f"{description}, {network} networks, norm={norm!r} (:class:`{base.__name__}` by name)."
+                if norm == "in":
+                    doc += " Instance norm is undefined on vectors: every fully connected layer uses layer norm."
                 attrs = {"default_norm": norm, "fixed_options": {"norm": norm}, "__doc__": doc}
                 attrs.update(__module__=namespace["__name__"], __qualname__=name)
                 cls = type(name, (base,), attrs)
