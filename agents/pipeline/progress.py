@@ -132,10 +132,16 @@ class GridProgress:
     :param specs: the runs of the grid
     :param stream: where to draw (default ``sys.stdout``); redrawn in place only on a terminal
     :param line_every: seconds between plain lines when ``stream`` is not a terminal (0: never)
+    :param started: ``time.time()`` when the grid started (default: now), so the elapsed time matches the
+        sweep's other lines
     """
 
     def __init__(
-        self, specs: Sequence[RunSpec], stream: TextIO | None = None, line_every: float = LINE_EVERY_NON_TTY
+        self,
+        specs: Sequence[RunSpec],
+        stream: TextIO | None = None,
+        line_every: float = LINE_EVERY_NON_TTY,
+        started: float | None = None,
     ) -> None:
         self.run_dirs = [spec.run_dir for spec in specs]
         self.totals = [spec.config.train.total_timesteps for spec in specs]
@@ -143,8 +149,8 @@ class GridProgress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.line_every = line_every
         self.results: dict[int, RunResult] = {}
-        self._t0 = time.monotonic()
-        self._last = self._t0
+        self._t0 = time.monotonic() - (0.0 if started is None else max(time.time() - started, 0.0))
+        self._last = time.monotonic()
         self._drawn = False
         self._earlier = [read_progress(d) for d in self.run_dirs]
         # steps each run already had before this grid (resumed runs), so fps and ETA count new work only

@@ -135,7 +135,7 @@ def run_ray(
         ]
         index = {ref: i for i, ref in enumerate(refs)}
         results: dict[int, RunResult] = {}
-        progress = GridProgress(specs)
+        progress = GridProgress(specs, started=started)
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)

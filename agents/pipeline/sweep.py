@@ -206,7 +206,7 @@ def _run_pool(pool: ProcessPoolExecutor, specs: Sequence[RunSpec], started: floa
         }
     pending = set(futures)
     stopping = False
-    progress = GridProgress(specs)
+    progress = GridProgress(specs, started=started)
     while pending:
         done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
         for future in done:
