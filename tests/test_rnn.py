@@ -261,12 +261,22 @@ def test_lnlstm_invariance_to_input_scale_only_in_ba2016(form):
     assert same == (form == "ba2016")
 
 
-def test_lnlstm_forget_bias_default_and_option():
-    model = LNLSTM(3, 4, num_layers=2)
+@pytest.mark.parametrize("form,default", [("recurrent", 0.0), ("ba2016", 1.0)])
+def test_lnlstm_forget_bias_default_and_option(form, default):
+    model = LNLSTM(3, 4, num_layers=2, form=form)
     for cell in model.cells:
-        torch.testing.assert_close(cell.gate_bias[4:8], torch.ones(4))  # (i, f, o, g): f is the 2nd block
+        torch.testing.assert_close(cell.gate_bias[4:8], torch.full((4,), default))  # (i, f, o, g): f is the 2nd
         assert cell.gate_bias[:4].abs().sum() == 0 and cell.gate_bias[8:].abs().sum() == 0
-    torch.testing.assert_close(LNLSTM(3, 4, forget_bias=2.5).cells[0].gate_bias[4:8], torch.full((4,), 2.5))
+    torch.testing.assert_close(LNLSTM(3, 4, forget_bias=2.5, form=form).cells[0].gate_bias[4:8], torch.full((4,), 2.5))
+
+
+@pytest.mark.parametrize("form,gain", [("recurrent", 0.1), ("ba2016", 1.0)])
+def test_lnlstm_recurrent_gain_default_and_option(form, gain):
+    cell = LNLSTM(3, 4, form=form).cells[0]
+    torch.testing.assert_close(cell.ln_hh.weight, torch.full((16,), gain))
+    torch.testing.assert_close(cell.ln_ih.weight, torch.ones(16))
+    other = LNLSTM(3, 4, form=form, recurrent_gain=0.5).cells[0]
+    torch.testing.assert_close(other.ln_hh.weight, torch.full((16,), 0.5))
 
 
 def test_lnlstm_cell_steps_match_sequence():

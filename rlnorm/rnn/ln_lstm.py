@@ -8,14 +8,16 @@
 
     gates = g_x * LN(W_x x) + g_h * LN(W_h h) + b,   c' = f*c + i*g,   h' = o * tanh(g_c * LN(c') + b_c)
 
-Why the default departs from Ba et al.: ``LN(W_x x)`` is invariant to the scale of ``x``, so with the few
-features of an RL observation (two in masked-velocity CartPole) the cell sees only the *direction* of each
-input, and ``LN(c')`` removes the scale of the cell state, which at init is close to linear in the inputs; a
-cell that must integrate positions into velocities loses the magnitudes it needs. Normalizing only ``W_h h``
-keeps what LN is for in a recurrent net (the recurrent input has a fixed scale whatever ``h`` does, and the
-net stays batch-independent) and keeps magnitudes. Evidence: docs/recurrent_learning.md. Both forms have the
-same parameters (a disabled LN keeps its gain, and the cell LN its gain and bias), so state dicts and optimizer
-states move between forms; the form itself is stored in the state dict (``form_code``).
+Why the default departs from Ba et al. (evidence: docs/recurrent_learning.md): ``LN(W_x x)`` is invariant to
+the scale of ``x``, so with the few features of an RL observation (two in masked-velocity CartPole) the cell
+sees only the *direction* of each input and cannot turn positions into velocities. And with a unit gain on
+``LN(W_h h)`` the recurrent input to the gates has unit variance whatever the size of ``h``, which makes the
+recurrence expand at init (perturbations of ``h`` grow). The ``recurrent`` form normalizes only ``W_h h``
+(what LN is for in a recurrent net: the recurrent input keeps a fixed scale whatever ``h`` does, and the net
+stays batch-independent), drops the cell LN (it costs nothing once the input is not normalized, and gains
+nothing) and starts like ``nn.LSTM``: gain of ``LN(W_h h)`` 0.1, forget bias 0 (short memory at init).
+Both forms have the same parameters (a disabled LN keeps its gain, the cell LN its gain and bias), so state
+dicts and optimizer states move between forms; the form itself is stored in the state dict (``form_code``).
 
 ``g_x * W_x x`` (or its LN) is one batched op over all steps; only the recurrent part loops, in TorchScript with
 a hand-written backward (:mod:`rlnorm.rnn.ln_kernel`).
@@ -47,6 +49,9 @@ FORMS: dict[str, tuple[bool, bool]] = {
 DEFAULT_FORM = "recurrent"
 #: initial gain of ``LN(W_hh h)`` by form: Ba et al.'s 1, else 0.1 so that the recurrence starts contracting
 RECURRENT_GAIN = {"ba2016": 1.0, "recurrent": 0.1, "recurrent+cell": 0.1}
+#: initial forget-gate bias by form: 1 (common practice) in Ba et al.'s, else 0 as ``nn.LSTM`` (short memory at
+#: init: a velocity is a difference of recent positions, not an integral)
+FORGET_BIAS = {"ba2016": 1.0, "recurrent": 0.0, "recurrent+cell": 0.0}
 #: the form of state dicts saved before ``form`` existed (rlnorm < 0.2): all of them are Ba et al.'s
 LEGACY_FORM = "ba2016"
 
@@ -77,7 +82,7 @@ class LNLSTMCell(nn.Module):
     :param input_size: number of input features
     :param hidden_size: number of hidden units
     :param bias: whether the cell has the gate bias ``b`` and the bias of ``ln_c``
-    :param forget_bias: initial value of the forget-gate part of ``b`` (1.0, common practice)
+    :param forget_bias: initial value of the forget-gate part of ``b``; ``None``: :data:`FORGET_BIAS` of the form
     :param eps: epsilon of every LN
     :param form: a name of :data:`FORMS`; a loaded state dict sets the form it was saved with
     :param recurrent_gain: initial gain of ``LN(W_hh h)``; ``None``: :data:`RECURRENT_GAIN` of the form
@@ -88,7 +93,7 @@ class LNLSTMCell(nn.Module):
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        forget_bias: float = 1.0,
+        forget_bias: float | None = None,
         eps: float = 1e-5,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -117,7 +122,9 @@ class LNLSTMCell(nn.Module):
         if bias:
             self.gate_bias = nn.Parameter(torch.zeros(four_h, **factory))
             with torch.no_grad():
-                self.gate_bias[hidden_size : 2 * hidden_size] = forget_bias
+                self.gate_bias[hidden_size : 2 * hidden_size] = (
+                    FORGET_BIAS[check_form(form)] if forget_bias is None else forget_bias
+                )
         else:
             self.register_parameter("gate_bias", None)
             self.register_buffer("_zero_c_bias", torch.zeros(hidden_size, **factory), persistent=False)
@@ -211,7 +218,7 @@ class LNLSTM(LSTMBase):
     :param dropout: dropout on the outputs of every layer but the last, in training mode
     :param bidirectional: must be ``False`` (for signature compatibility)
     :param proj_size: must be ``0`` (for signature compatibility)
-    :param forget_bias: initial forget-gate bias of every layer
+    :param forget_bias: initial forget-gate bias of every layer; ``None``: :data:`FORGET_BIAS` of the form
     :param eps: epsilon of every LN
     :param form: ``"recurrent"`` (default) or ``"ba2016"`` (Ba et al.), see :data:`FORMS`; a loaded state dict
         sets the form it was saved with (``ba2016`` for those saved before forms existed)
@@ -228,7 +235,7 @@ class LNLSTM(LSTMBase):
         dropout: float = 0.0,
         bidirectional: bool = False,
         proj_size: int = 0,
-        forget_bias: float = 1.0,
+        forget_bias: float | None = None,
         eps: float = 1e-5,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
