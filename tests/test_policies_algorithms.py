@@ -266,3 +266,19 @@ def test_wn_and_ln_networks_are_batch_independent_in_train_mode(algo, alias):
     obs, _ = model.policy.obs_to_tensor(observations(model, 16))
     network = _Outputs(model.policy, algo).train()
     assert batch_dependence(network, obs) < 1e-5
+
+
+@pytest.mark.parametrize("alias", ["BnMlpPolicy", "BrnMlpPolicy", "WnBrnMlpPolicy"])
+def test_crossq_uses_batch_statistics_only_in_its_joint_critic_forward(alias):
+    from sb3_contrib.common.torch_layers import BatchRenorm1d
+
+    from rlnorm.norms import BatchNorm
+
+    model = make_model("CrossQ", alias)
+    calls: list[tuple[bool, int]] = []
+    layer = next(m for m in model.policy.critic.modules() if isinstance(m, (BatchNorm, BatchRenorm1d)))
+    layer.register_forward_hook(lambda m, args, out: calls.append((m.training, args[0].shape[0])))
+    model.learn(40)  # 8 gradient steps after 32 random ones
+    batch = model.batch_size
+    assert {n for training, n in calls if training} == {2 * batch}  # observations and next observations together
+    assert {n for training, n in calls if not training} == {batch}  # the actor loss: running statistics

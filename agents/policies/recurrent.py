@@ -31,7 +31,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from agents.policies.base import NormPolicyMixin
-from agents.policies.extractors import NormMlpExtractor
+from agents.policies.extractors import NormCombinedExtractor, NormMlpExtractor
 from agents.policies.options import RolloutWeightCache, check_policy_norm, orthogonal_init_weights
 from rlnorm.rnn import LNLSTM, WNLSTM
 from rlnorm.weight_norm import picklable_parametrizations_
@@ -230,6 +230,12 @@ class NormRecurrentActorCriticCnnPolicy(NormRecurrentActorCriticPolicy):
     default_extractor = None
 
 
+class NormRecurrentActorCriticMultiInputPolicy(NormRecurrentActorCriticPolicy):
+    """:class:`NormRecurrentActorCriticPolicy` for ``Dict`` observations (normalized CNN for the image keys)."""
+
+    default_extractor = NormCombinedExtractor
+
+
 # One class per alias, so that saved models name an importable class (SB3 pickles the policy class).
 class WnLstmPolicy(NormRecurrentActorCriticPolicy):
     """:class:`~rlnorm.rnn.WNLSTM` actor and critic, weight norm in the MLP heads."""
@@ -279,10 +285,35 @@ class BnCnnLstmPolicy(NormRecurrentActorCriticCnnPolicy):
     fixed_options: ClassVar[dict[str, Any]] = {"lstm": "none", "norm": "bn"}
 
 
+class WnMultiInputLstmPolicy(NormRecurrentActorCriticMultiInputPolicy):
+    """``Dict`` observations: weight-normalized extractor, :class:`~rlnorm.rnn.WNLSTM` actor and critic."""
+
+    default_lstm = "wn"
+    default_norm = "wn"
+    fixed_options: ClassVar[dict[str, Any]] = {"lstm": "wn", "norm": "wn"}
+
+
+class LnMultiInputLstmPolicy(NormRecurrentActorCriticMultiInputPolicy):
+    """``Dict`` observations: layer-normalized extractor, :class:`~rlnorm.rnn.LNLSTM` actor and critic."""
+
+    default_lstm = "ln"
+    default_norm = "ln"
+    fixed_options: ClassVar[dict[str, Any]] = {"lstm": "ln", "norm": "ln"}
+
+
+class BnMultiInputLstmPolicy(NormRecurrentActorCriticMultiInputPolicy):
+    """``Dict`` observations, the batch-norm baseline: batch-normalized extractor, ``nn.LSTM``."""
+
+    default_lstm = "none"
+    default_norm = "bn"
+    fixed_options: ClassVar[dict[str, Any]] = {"lstm": "none", "norm": "bn"}
+
+
 # the class names before 0.2 (network before norm): saved models name them
 CnnWnLstmPolicy, CnnLnLstmPolicy, CnnBnLstmPolicy = WnCnnLstmPolicy, LnCnnLstmPolicy, BnCnnLstmPolicy
 NormRecurrentActorCriticPolicy.alias_name = "NormLstmPolicy"
 NormRecurrentActorCriticCnnPolicy.alias_name = "NormCnnLstmPolicy"
+NormRecurrentActorCriticMultiInputPolicy.alias_name = "NormMultiInputLstmPolicy"
 
 
 def recurrent_aliases() -> dict[str, type[RecurrentActorCriticPolicy]]:
@@ -296,6 +327,10 @@ def recurrent_aliases() -> dict[str, type[RecurrentActorCriticPolicy]]:
         "WnCnnLstmPolicy": WnCnnLstmPolicy,
         "LnCnnLstmPolicy": LnCnnLstmPolicy,
         "BnCnnLstmPolicy": BnCnnLstmPolicy,
+        "NormMultiInputLstmPolicy": NormRecurrentActorCriticMultiInputPolicy,
+        "WnMultiInputLstmPolicy": WnMultiInputLstmPolicy,
+        "LnMultiInputLstmPolicy": LnMultiInputLstmPolicy,
+        "BnMultiInputLstmPolicy": BnMultiInputLstmPolicy,
         # the names before 0.2 (network before norm), kept as aliases
         "CnnNormLstmPolicy": NormRecurrentActorCriticCnnPolicy,
         "CnnWnLstmPolicy": WnCnnLstmPolicy,
