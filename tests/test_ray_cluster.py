@@ -94,15 +94,35 @@ def _start_node(args: list[str], tmp: Path, name: str, env: dict[str, str]) -> s
     )
 
 
+def _node_processes(node: subprocess.Popen) -> list[int]:
+    """The pids of the node's processes: ``ray start``, the raylet and its helpers, and the task workers, which
+    Ray starts in sessions of their own (so they are not in the node's process group). Linux ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))  # field 4: the parent pid
+    found, todo = [], [node.pid]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
 def _stop_node(node: subprocess.Popen, hard: bool = False) -> None:
-    try:
-        os.killpg(node.pid, signal.SIGKILL if hard else signal.SIGTERM)
-        node.wait(timeout=3)  # Ray's own shutdown can take 10 s; the test needs no clean exit
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError):  # whatever did not stop in time, and children left in the group
+    """Stop a node: ``hard`` kills every process of it at once, as when its machine dies; otherwise SIGTERM,
+    and whatever is left after 3 s (Ray's own shutdown can take 10 s) is killed."""
+    pids = _node_processes(node)
+    if not hard:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(node.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            node.wait(timeout=3)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(node.pid, signal.SIGKILL)
     node.wait(timeout=10)
 
