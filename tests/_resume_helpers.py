@@ -16,6 +16,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from agents.pipeline.checkpoints import checkpoint_steps
+from agents.pipeline.tb_layout import event_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -26,7 +27,7 @@ ROLLOUT = 512
 def tb_steps(run_dir: Path) -> Counter[tuple[str, int]]:
     """How many times each (scalar tag, step) was logged, over every event file of the run."""
     counts: Counter[tuple[str, int]] = Counter()
-    for path in sorted((run_dir / "tb").glob("events.out.tfevents.*")):
+    for path in sorted(event_dir(run_dir).glob("events.out.tfevents.*")):
         for event in EventFileLoader(str(path)).Load():
             for value in event.summary.value:
                 if value.metadata.plugin_data.plugin_name in ("scalars", "") and not value.tag.startswith("_hparams_"):

@@ -19,6 +19,7 @@ from tensorboard.util import tensor_util
 from agents.config import load_config
 from agents.pipeline import interrupt
 from agents.pipeline.runs import grid
+from agents.pipeline.tb_layout import event_dir
 from agents.pipeline.train import train_run
 from tests._resume_helpers import SMOKE, tb_steps
 
@@ -49,7 +50,7 @@ def no_stop_request() -> Iterator[None]:
 def _values(run_dir: Path) -> dict[tuple[str, int], list[float]]:
     """Every scalar value by (tag, step), ``time/`` (wall-clock) left out."""
     out: dict[tuple[str, int], list[float]] = {}
-    for path in sorted((run_dir / "tb").glob("events.out.tfevents.*")):
+    for path in sorted(event_dir(run_dir).glob("events.out.tfevents.*")):
         for event in EventFileLoader(str(path)).Load():
             for v in event.summary.value:
                 if v.metadata.plugin_data.plugin_name == "scalars" and not v.tag.startswith("time/"):

@@ -99,8 +99,8 @@ def test_tiny_study_runs_and_reports(tmp_path: Path) -> None:
     from tbparse import SummaryReader
 
     study = tmp_path / "runs" / "study_exploration"
-    pc_tags = set(SummaryReader(str(study / "pc-wn" / "DeepSea-v0" / "PPO-none-s0" / "tb")).scalars.tag)
-    plain_tags = set(SummaryReader(str(study / "plain" / "DeepSea-v0" / "PPO-none-s0" / "tb")).scalars.tag)
+    pc_tags = set(SummaryReader(str(study / "pc-wn" / "DeepSea-v0" / "PPO-none-s0")).scalars.tag)
+    plain_tags = set(SummaryReader(str(study / "plain" / "DeepSea-v0" / "PPO-none-s0")).scalars.tag)
     assert "exploration/bonus" in pc_tags and "exploration/bonus" not in plain_tags
     assert RETURN_CLEAN in pc_tags and RETURN_CLEAN in plain_tags
     # finished runs are skipped: a second call only redoes the report

@@ -18,6 +18,7 @@ from agents.config import load_config
 from agents.pipeline.checkpoints import CHECKPOINT_DIR, checkpoint_steps, load_checkpoint
 from agents.pipeline.cli import main
 from agents.pipeline.runs import grid
+from agents.pipeline.tb_layout import event_dir
 from agents.pipeline.train import make_train_env, train_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -26,7 +27,7 @@ SMOKE = CONFIGS / "smoke.yaml"
 
 def _events(run_dir: Path) -> EventAccumulator:
     """An independent reader (TensorBoard's own), so the report is not checked against itself."""
-    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc = EventAccumulator(str(event_dir(run_dir)), size_guidance={"scalars": 0})
     acc.Reload()
     return acc
 

@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from agents.config import load_config
 from agents.pipeline.checkpoints import checkpoint_steps
 from agents.pipeline.runs import grid
+from agents.pipeline.tb_layout import event_dir
 from agents.pipeline.train import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
     saved = checkpoint_steps(run_dir)
     assert saved is not None and saved >= 1024 and saved % 512 == 0
     assert not (run_dir / "final.json").exists()
-    events_before = set((run_dir / "tb").glob("events.out.tfevents.*"))
+    events_before = set(event_dir(run_dir).glob("events.out.tfevents.*"))
 
     target = saved + 1024
     resumed = load_config(SMOKE, [*overrides, f"total_timesteps={target}"])
@@ -76,7 +77,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
     final = json.loads((run_dir / "final.json").read_text())
     assert final["resumed_from"] == saved and final["num_timesteps"] == target
     # same TensorBoard directory, a new event file whose steps continue after the checkpoint
-    new_files = set((run_dir / "tb").glob("events.out.tfevents.*")) - events_before
+    new_files = set(event_dir(run_dir).glob("events.out.tfevents.*")) - events_before
     assert len(new_files) == 1
     new_steps = _steps(next(iter(new_files)), "rollout/ep_rew_mean")
     assert new_steps, "the resumed run logged its rollouts"

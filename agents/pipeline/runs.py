@@ -5,7 +5,8 @@ One *run* is one (env, norm, seed) of a config. It writes to
 
     config.yaml        the resolved config the run trains with, plus its env/norm/seed/policy
     history.jsonl      one line per start, resume, interruption, failure and finish (:mod:`~.resume`)
-    tb/                TensorBoard events (SB3's rollout/, train/, time/ and ours: norm/, eval/, by_env/)
+    events.out.tfevents.*  TensorBoard events (SB3's rollout/, train/, time/ and ours: norm/, eval/, by_env/), in
+                       the run directory so TensorBoard names the run like the grid (runs of rlnorm 0.1/0.2: tb/)
     checkpoints/       the two newest checkpoints (atomic), to resume an interrupted run (:mod:`~.checkpoints`)
     final_model.zip    the trained model
     final.json         final metrics; with ``num_timesteps`` >= the configured steps it marks the run finished

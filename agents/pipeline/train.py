@@ -9,7 +9,6 @@ stopping on a signal in :mod:`agents.pipeline.interrupt`.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +38,7 @@ from agents.pipeline.interrupt import RunInterrupted, stop_requested
 from agents.pipeline.progress import RunProgressCallback, executor_info
 from agents.pipeline.resume import append_history, check_resumable, truncate_events
 from agents.pipeline.runs import CONFIG_FILE, FAILED_FILE, FINAL_FILE, RunResult, RunSpec, is_finished
-from agents.pipeline.tb_layout import ROLLOUT_RETURN, env_slug
+from agents.pipeline.tb_layout import ROLLOUT_RETURN, env_slug, event_dir, remove_events
 from agents.policies.algos import algo_class, network_for, policy_for
 
 EVAL_SEED_OFFSET = 10_000
@@ -185,7 +184,7 @@ def train_run(
     if loaded is not None:
         model, resume_from = loaded.model, loaded.checkpoint.steps
         # a killed run may have logged past its checkpoint: those steps are trained again
-        truncate_events(run_dir / "tb", resume_from)
+        truncate_events(event_dir(run_dir), resume_from)
         append_history(
             run_dir,
             "resume",
@@ -201,7 +200,7 @@ def train_run(
         )
         # a run restarting from scratch (e.g. it failed before its first checkpoint) must not mix its curves
         # or results with those of the earlier attempt
-        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+        remove_events(run_dir)
         for name in (FINAL_FILE, "final_model.zip", LAST_FINITE_FILE):
             (run_dir / name).unlink(missing_ok=True)
         append_history(run_dir, "start", total_timesteps=total)
@@ -218,7 +217,7 @@ def train_run(
         policy=f"{policy_cls.__module__}.{policy_cls.__qualname__}",
     )
     tmp_config.replace(run_dir / CONFIG_FILE)
-    model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+    model.set_logger(configure(str(event_dir(run_dir)), ["tensorboard"]))
     if loaded is not None:
         restore_log_values(model, loaded.checkpoint.state.get("pending_log"))
 

@@ -8,18 +8,19 @@ import pandas as pd
 import yaml
 
 from agents.pipeline.runs import run_state
-from agents.pipeline.tb_layout import parse_noise_tag
+from agents.pipeline.tb_layout import event_dir, has_events, parse_noise_tag
 
 #: :func:`run_states` statuses, in report order
 RUN_STATUSES = ("finished", "unfinished", "failed")
 
 
 def find_runs(experiment_dir: str | Path) -> list[Path]:
-    """Run directories under an experiment (directories with ``config.yaml`` and ``tb/``), sorted.
+    """Run directories under an experiment (directories with ``config.yaml`` and event files, in the run
+    directory or, for runs of rlnorm 0.1/0.2, in its ``tb/``), sorted.
 
     :param experiment_dir: ``runs/<experiment>``
     """
-    return sorted(p.parent for p in Path(experiment_dir).rglob("config.yaml") if (p.parent / "tb").is_dir())
+    return sorted(p.parent for p in Path(experiment_dir).rglob("config.yaml") if has_events(p.parent))
 
 
 def run_states(experiment_dir: str | Path) -> pd.DataFrame:
@@ -56,7 +57,7 @@ def load_scalars(experiment_dir: str | Path) -> pd.DataFrame:
     for run_dir in find_runs(experiment_dir):
         info = yaml.safe_load((run_dir / "config.yaml").read_text())
         run = info.get("run", {})
-        scalars = SummaryReader(str(run_dir / "tb")).scalars
+        scalars = SummaryReader(str(event_dir(run_dir))).scalars
         if scalars.empty:
             continue
         scalars = scalars.assign(
