@@ -186,7 +186,7 @@ class NoiseEvalCallback(_PeriodicCallback):
     :param env_id: the env evaluated (used for the ``by_env`` tags)
     :param make_eval_env: ``make_eval_env(**noise_options) -> VecEnv`` builds an evaluation env
     :param noise: noise conditions
-    :param option_names: noise kind -> env option applying it (``agents.config.loader.NOISE_OPTIONS``)
+    :param option_names: noise kind -> env option applying it (``envs.noise.NOISE_KIND_OPTIONS``)
     :param n_episodes: episodes per condition
     :param freq: steps between evaluations
     :param deterministic: greedy actions

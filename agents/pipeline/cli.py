@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.config import ConfigError, load_config
+from agents.config import SWEEP_BACKENDS, ConfigError, load_config
 from agents.pipeline.interrupt import stop_requested
 from agents.pipeline.runs import experiment_dir
 from agents.pipeline.sweep import preflight, run_grid
@@ -30,7 +30,7 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("config", help="YAML experiment config, e.g. configs/default.yaml")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.total_timesteps=20000 seeds=[0]")
     parser.add_argument("--workers", type=int, default=None, help="parallel runs (default: sweep.workers; 0 = cores)")
-    parser.add_argument("--backend", choices=("local", "ray"), default=None, help="default: sweep.backend")
+    parser.add_argument("--backend", choices=SWEEP_BACKENDS, default=None, help="default: sweep.backend")
     parser.add_argument("--no-compare", action="store_true", help="skip the comparison report at the end")
     return parser
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 
-from agents.config import ConfigError, ExperimentConfig
+from agents.config import SWEEP_BACKENDS, ConfigError, ExperimentConfig
 from agents.pipeline.checkpoints import CheckpointError, write_json_atomic
 from agents.pipeline.interrupt import blocking_signals, handling_signals, init_worker, stop_requested
 from agents.pipeline.progress import GridProgress
@@ -32,6 +32,7 @@ from agents.pipeline.runs import FAILED_FILE, RunResult, RunSpec, experiment_dir
 from agents.pipeline.tb_layout import RETURN_CLEAN, write_layout
 from agents.pipeline.train import train_run
 from envs.cores import cores_per_worker, run_owning_cores
+from rlnorm.validation import check_choice
 
 
 def preflight(config: ExperimentConfig, source: str = "<config>") -> None:
@@ -147,8 +148,7 @@ def run_grid(config: ExperimentConfig, backend: str | None = None, workers: int 
     """
     specs = grid(config)
     backend = backend or config.sweep.backend
-    if backend not in ("local", "ray"):
-        raise ConfigError("<command line>", "--backend", f"must be local or ray; got {backend!r}")
+    check_choice(backend, "--backend", SWEEP_BACKENDS, source="<command line>")
     if backend == "ray":
         try:
             import ray  # noqa: F401

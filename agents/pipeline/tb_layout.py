@@ -97,7 +97,7 @@ def tensorboard_url(host: str = "127.0.0.1", port: int = 6006, means: bool = Fal
 def noise_tag(kind: str, level: float) -> str:
     """Tag of the return under one noise condition, e.g. ``eval/return_noise_gaussian_0.1``.
 
-    :param kind: noise kind (see :data:`agents.config.loader.NOISE_OPTIONS`)
+    :param kind: noise kind (see :data:`envs.noise.NOISE_KIND_OPTIONS`)
     :param level: its strength
     """
     return f"{NOISE_TAG_PREFIX}{kind}_{level:g}"

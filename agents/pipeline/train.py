@@ -20,8 +20,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.config import ACTIVATIONS, ConfigError, parse_schedule, save_config
-from agents.config import NOISE_KIND_OPTIONS as NOISE_OPTIONS
+from agents.config import ACTIVATIONS, NOISE_KIND_OPTIONS, parse_schedule, save_config
 from agents.pipeline.callbacks import HParamsCallback, NoiseEvalCallback, NormDiagnosticsCallback, ProgressCallback
 from agents.pipeline.checkpoints import (
     CHECKPOINT_DIR,
@@ -45,7 +44,6 @@ EVAL_SEED_OFFSET = 10_000
 #: the final checkpoint's state keeps the final metrics, so a run killed before writing final.json finishes
 #: without evaluating (and logging) a second time
 FINAL_METRICS = "final_metrics"
-_ACTIVATIONS = ACTIVATIONS  # the one table: rlnorm.layers.ACTIVATIONS
 
 
 def algo_kwargs(spec: RunSpec, policy_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -55,13 +53,8 @@ def algo_kwargs(spec: RunSpec, policy_kwargs: dict[str, Any]) -> dict[str, Any]:
         if isinstance(kwargs.get(key), str):
             kwargs[key] = LinearSchedule(parse_schedule(kwargs[key]), 0.0, 1.0)
     merged = {**spec.config.policy_kwargs, **extra_policy_kwargs, **policy_kwargs}
-    if isinstance(merged.get("activation_fn"), str):
-        name = merged["activation_fn"]
-        if name not in _ACTIVATIONS:
-            raise ConfigError(
-                "policy_kwargs", "activation_fn", f"must be one of {', '.join(_ACTIVATIONS)}; got {name!r}"
-            )
-        merged["activation_fn"] = _ACTIVATIONS[name]
+    if isinstance(merged.get("activation_fn"), str):  # the loader checked the name
+        merged["activation_fn"] = ACTIVATIONS[merged["activation_fn"]]
     kwargs["policy_kwargs"] = merged
     return kwargs
 
@@ -93,7 +86,7 @@ def make_eval_env_factory(spec: RunSpec) -> Any:
     from envs import make_env
 
     config = spec.config
-    base = {k: v for k, v in config.env_options.items() if k not in NOISE_OPTIONS.values()}
+    base = {k: v for k, v in config.env_options.items() if k not in NOISE_KIND_OPTIONS.values()}
     base["training"] = False
 
     def factory(**noise_options: Any) -> VecEnv:
@@ -225,7 +218,7 @@ def train_run(
         spec.env_id,
         make_eval_env_factory(spec),
         config.eval.noise,
-        NOISE_OPTIONS,
+        NOISE_KIND_OPTIONS,
         n_episodes=config.eval.n_episodes,
         freq=config.eval.freq,
         deterministic=config.eval.deterministic,
