@@ -199,8 +199,9 @@ class InferenceCachedWeightNorm(_WeightNorm):
 def set_inference_cache(module: nn.Module, enabled: bool) -> nn.Module:
     """Switch the gradient-free weight cache of every WN layer inside ``module`` on or off (off clears it).
 
-    Turn it on only while nothing modifies the parameters through ``.data`` (e.g. an SB3 policy between
-    ``set_training_mode(False)`` and the next ``set_training_mode(True)``).
+    Every write to ``g`` or ``v`` through torch invalidates the cached weight, ``.data`` writes included (the
+    originals of :func:`apply_weight_norm` layers are :class:`TrackedParameter`); writes that bypass torch (a
+    NumPy view of the storage) are not seen, so switch the cache off and on again after those.
 
     :return: ``module``
     """
