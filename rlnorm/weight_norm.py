@@ -48,13 +48,11 @@ _TENSOR_DATA = torch._C.TensorBase.data
 class TrackedParameter(nn.Parameter):
     """An ``nn.Parameter`` whose ``.data`` writes bump its version counter.
 
-    ``p.data`` of a plain parameter is an alias with a version counter of its own, so ``p.data.mul_(0.5)`` (weight
-    surgery, checkpoint averaging, SB3's ``polyak_update``) leaves ``p._version`` unchanged and a cache keyed on
-    it stale. Here ``p.data`` is ``p.detach()``, which shares the counter, and ``p.data = t`` bumps it. Everything
-    else is ``nn.Parameter``: optimizers, ``state_dict``, ``deepcopy`` and pickling keep the class.
-
-    One difference: an in-place write through ``.data`` while ``p`` is saved for a pending backward pass raises
-    autograd's "modified by an inplace operation" error instead of silently corrupting the gradient.
+    A plain parameter's ``p.data`` has a version counter of its own, so ``p.data.mul_(0.5)`` (weight surgery,
+    checkpoint averaging, SB3's ``polyak_update``) leaves ``p._version`` as it was and a cache keyed on it stale.
+    Here ``p.data`` is ``p.detach()``, which shares the counter, and ``p.data = t`` bumps it. Optimizers,
+    ``state_dict``, ``deepcopy`` and pickling keep the class. One difference: a ``.data`` write while ``p`` is saved
+    for a pending backward pass raises autograd's "modified by an inplace operation" error (not a silent bad grad).
     """
 
     @property  # type: ignore[override]
@@ -98,10 +96,6 @@ def _is_wn_compat_hook(hook: Any) -> bool:
     return getattr(fn, "__name__", "") == "_weight_norm_compat_hook"  # torch's own, a closure (not picklable)
 
 
-def _new_module(cls: type[nn.Module]) -> nn.Module:
-    return cls.__new__(cls)
-
-
 def _reduce_parametrized(self: nn.Module, protocol: Any) -> tuple:
     """``__reduce_ex__`` of a parametrized module: its plain state plus, per tensor, parametrizations + originals."""
     state = dict(self.__dict__)
@@ -113,7 +107,7 @@ def _reduce_parametrized(self: nn.Module, protocol: Any) -> tuple:
     hooks = state["_load_state_dict_pre_hooks"]
     state["_load_state_dict_pre_hooks"] = type(hooks)((k, h) for k, h in hooks.items() if not _is_wn_compat_hook(h))
     # torch's injected class derives from the module's own class, which is importable
-    return _new_module, (type(self).__bases__[0],), (state, records), None, None, _restore_parametrized
+    return object.__new__, (type(self).__bases__[0],), (state, records), None, None, _restore_parametrized
 
 
 @torch.no_grad()
@@ -404,39 +398,3 @@ def enable_weight_cache(module: nn.Module) -> nn.Module:
     module.register_forward_hook(leave, always_call=True)
     module._rlnorm_weight_cache = True
     return module
-
-
-class CosineLinear(nn.Linear):
-    """A fixed-norm ("cosine") output layer: ``y_a = s * cos(w_a, x) = s * w_a . x / (||w_a|| ||x||)``.
-
-    Every output unit has the same weight norm and the input's scale is divided out, so no unit can win by
-    growing its weight (the per-action norms of a plain policy or Q head track how often each action is
-    trained). The scale ``s`` is learned or fixed; there is no bias. A subclass of ``nn.Linear``, so
-    initializers (``rlnorm.init``) and ``weight_layers`` treat it as one.
-
-    :param in_features: input size
-    :param out_features: output size
-    :param scale: initial (or fixed) value of ``s``
-    :param learn_scale: whether ``s`` is a parameter (else a buffer)
-    :param eps: added to the norms
-    """
-
-    def __init__(
-        self, in_features: int, out_features: int, scale: float = 1.0, learn_scale: bool = True, eps: float = 1e-8
-    ) -> None:
-        super().__init__(in_features, out_features, bias=False)
-        value = torch.tensor(float(scale))
-        if learn_scale:
-            self.scale = nn.Parameter(value)
-        else:
-            self.register_buffer("scale", value)
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight / (self.weight.norm(dim=1, keepdim=True) + self.eps)
-        x = x / (x.norm(dim=-1, keepdim=True) + self.eps)
-        return self.scale * nn.functional.linear(x, w)
-
-    def extra_repr(self) -> str:
-        learned = isinstance(self.scale, nn.Parameter)
-        return f"{super().extra_repr()}, scale={float(self.scale):.3g}, learn_scale={learned}"

@@ -9,7 +9,8 @@ from torch import nn
 
 from agents.policies.head_stats import HeadStatsCallback, norm_frequency_correlation
 from agents.policies.heads import discrete_head, head_weight_norms
-from rlnorm.weight_norm import CosineLinear, is_weight_normalized
+from rlnorm.heads import CosineLinear
+from rlnorm.weight_norm import is_weight_normalized
 from tests._policy_cases import ALGORITHMS, CONTINUOUS, deterministic_actions, make_model, observations
 
 HEADS = {  # algorithm -> output layers of each network, as (network attribute path, module attribute)

@@ -5,7 +5,7 @@ values, Q-values and quantiles -- which ``norm`` leaves plain:
 
 * ``"none"`` -- SB3's plain linear layers;
 * ``"wn"`` -- weight norm (the effective weight, as initialized, is kept);
-* ``"cosine"`` -- :class:`rlnorm.weight_norm.CosineLinear`: every output unit has the same weight norm and the
+* ``"cosine"`` -- :class:`rlnorm.heads.CosineLinear`: every output unit has the same weight norm and the
   input's scale is divided out; ``head_kwargs=dict(scale=1.0, learn_scale=True)`` sets its scale.
 """
 
@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlnorm.heads import CosineLinear
 from rlnorm.layers import check_norm
-from rlnorm.weight_norm import CosineLinear, apply_weight_norm, is_weight_normalized, wn_g
+from rlnorm.weight_norm import apply_weight_norm, is_weight_normalized, wn_g
 
 HEAD_NORMS: tuple[str, ...] = ("none", "wn", "cosine")
 _COSINE_KWARGS = ("scale", "learn_scale")
