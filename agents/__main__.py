@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 #: command -> (module, function) it runs; imported only when chosen, so ``--help`` is quick
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("agents.pipeline.cli", "main"),
-    "sweep": ("agents.pipeline.cli", "sweep_main"),
+    "train": ("agents.commands", "main"),
+    "sweep": ("agents.commands", "sweep_main"),
     "compare": ("agents.report.compare", "main"),
     "pixelcnn-data": ("agents.pixelcnn.data", "main"),
     "pixelcnn": ("agents.pixelcnn.train", "main"),

@@ -133,11 +133,6 @@ def test_layering(package: str) -> None:
     assert not problems, f"{package} must not import {', '.join(forbidden)}:\n" + "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agents.pipeline.cli imports agents.report.compare (the report after training) while agents.report.* "
-    "import agents.pipeline.tb_layout (the tag names): tb_layout belongs below both (docs/CONTRACTS.md)",
-)
 def test_package_order_inside_agents_has_no_cycle() -> None:
     """The sub-packages of ``agents`` import one way (docs/CONTRACTS.md lists the order)."""
     graph = package_graph("agents.", 2)

@@ -231,7 +231,7 @@ def bad_documents(draw: st.DrawFn) -> tuple[str, str]:
 @given(case=bad_documents())
 def test_fuzzed_bad_yaml_never_trains(case: tuple[str, str], tmp_path: Path, monkeypatch, capsys) -> None:
     import agents.pipeline.sweep
-    from agents.pipeline.cli import main
+    from agents.commands import main
 
     text, field = case
 

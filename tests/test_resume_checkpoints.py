@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.commands import main
 from agents.config import load_config
 from agents.pipeline import interrupt
 from agents.pipeline.checkpoints import list_checkpoints
-from agents.pipeline.cli import main
 from agents.pipeline.runs import RunSpec, grid
 from agents.pipeline.sweep import run_grid
 from agents.pipeline.train import train_run

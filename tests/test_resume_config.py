@@ -13,8 +13,8 @@ import pytest
 import yaml
 from stable_baselines3 import PPO
 
+from agents.commands import main
 from agents.config import ConfigError, load_config
-from agents.pipeline.cli import main
 from agents.pipeline.resume import RESUMABLE_KEYS, read_history
 from agents.pipeline.runs import grid
 from agents.pipeline.train import train_run

@@ -35,7 +35,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``runs/study_noise`` at a few hundred steps, trained by ``python -m agents train`` (real envs and events)."""
-    from agents.pipeline.cli import main
+    from agents.commands import main
 
     root = tmp_path_factory.mktemp("study")
     status = main(

@@ -67,7 +67,7 @@ def test_ray_backend_runs_tiny_grid(tmp_path: Path) -> None:
 def test_ray_backend_without_ray_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from agents.pipeline.cli import main
+    from agents.commands import main
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the package
     assert main([str(SMOKE), f"runs_dir={tmp_path}", *TINY, "--backend", "ray", "--no-compare"]) == 2

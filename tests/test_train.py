@@ -14,9 +14,9 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from agents.commands import main
 from agents.config import load_config
 from agents.pipeline.checkpoints import CHECKPOINT_DIR, checkpoint_steps, load_checkpoint
-from agents.pipeline.cli import main
 from agents.pipeline.runs import grid
 from agents.pipeline.tb_layout import event_dir
 from agents.pipeline.train import make_train_env, train_run

@@ -8,16 +8,7 @@ config and option check in the project (the env factory and the PixelCNN configs
 import warnings
 from typing import Any
 
-from agents.config.loader import (
-    apply_overrides,
-    load_config,
-    load_yaml,
-    parse_config,
-    parse_override,
-    parse_schedule,
-    save_config,
-    yaml_load,
-)
+from agents.config.loader import apply_overrides, load_config, parse_config, parse_schedule, save_config
 from agents.config.schema import (
     ACTIVATIONS,
     ALGOS,
@@ -35,6 +26,7 @@ from agents.config.schema import (
     SweepConfig,
     TrainConfig,
 )
+from agents.config.yaml_io import load_yaml, parse_override, yaml_load
 
 # former names -> current ones; the old names meant something else elsewhere (envs.BACKENDS are env backends,
 # envs.NOISE_OPTIONS the tuple of noise options)

@@ -7,5 +7,5 @@
   TensorBoard tags and charts.
 - :mod:`~agents.pipeline.resume` (config check, history, event truncation) and
   :mod:`~agents.pipeline.interrupt` (Ctrl-C/SIGTERM): what keeps interrupted and resumed runs honest.
-- :mod:`~agents.pipeline.cli`: ``python -m agents train|sweep``.
+- :mod:`~agents.commands`: ``python -m agents train|sweep``.
 """

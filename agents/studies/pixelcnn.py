@@ -22,6 +22,7 @@ import pandas as pd
 
 from agents.report.stats import Interval, iqm_interval
 from agents.report.tables import md_table, ordered
+from agents.studies.cli import command_error, finish
 from rlnorm.pixelcnn.layers import PIXELCNN_NORMS
 from rlnorm.registry import NORMS
 from rlnorm.validation import ConfigError
@@ -194,8 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds):
             raise ConfigError("<command line>", "--seeds", f"must be distinct integers >= 0, got {args.seeds}")
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return command_error(err)
     sources: dict[int, Path] = {}
     for seed in args.seeds:
         path = summary_path(base.train.logdir, seed, base.data.env_id)
@@ -211,8 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     table = summarize(results)
     plot(results, table, out_dir / "pixelcnn.png")
-    print(f"report: {write_report(results, table, sources, out_dir)}")
-    return 0
+    return finish(write_report(results, table, sources, out_dir))
 
 
 if __name__ == "__main__":

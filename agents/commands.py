@@ -1,7 +1,8 @@
-"""Command line of the training pipeline: ``python -m agents train|sweep CONFIG [key=value ...]``.
+"""The training commands: ``python -m agents train|sweep CONFIG [key=value ...]``.
 
 ``train`` and ``sweep`` take the same arguments: validate the config, run its grid (resuming and skipping
-finished runs, :mod:`agents.pipeline.sweep`), then write the comparison report (:mod:`agents.report.compare`).
+finished runs, :mod:`agents.pipeline.sweep`), then write the comparison report
+(:mod:`agents.report.compare`). They sit above both packages so the pipeline never imports the report.
 """
 
 from __future__ import annotations
