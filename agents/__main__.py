@@ -9,6 +9,7 @@ frames, train the density models), ``tb-means`` (per-norm mean runs for TensorBo
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -76,7 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(f"error: unknown command {command!r}; choose one of {', '.join([*COMMANDS, 'study'])}", file=sys.stderr)
         return 2
-    return getattr(importlib.import_module(module), function)(rest)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the imports are done (see agents/__init__.py)
+    try:
+        return getattr(importlib.import_module(module), function)(rest)
+    except KeyboardInterrupt:  # Ctrl-C before the command's own handling is in place
+        print(f"interrupted: python -m agents {command} (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

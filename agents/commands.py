@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agents.config import SWEEP_BACKENDS, ConfigError, load_config
-from agents.pipeline.interrupt import stop_requested
+from agents.pipeline.interrupt import stop_exit_status, stop_requested
 from agents.pipeline.runs import experiment_dir
 from agents.pipeline.sweep import preflight, run_grid
 from agents.report.compare import compare
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents train"
             "to resume them",
             file=sys.stderr,
         )
-        return 143 if reason == "SIGTERM" else 130
+        return stop_exit_status()
     if not args.no_compare:
         report = compare(experiment_dir(config), Path(config.reports_dir) / config.experiment)
         print(f"report: {report}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,17 @@ def test_a_stop_holds_for_the_next_grid_of_the_same_command(workers: int, tmp_pa
         interrupt.reset()
     assert [r.status for r in results] == ["not started", "not started"]
     assert not any(p.name.startswith("events.out.tfevents") and p.parent.name != "_layout" for p in tmp_path.rglob("*"))
+
+
+def test_ctrl_c_while_the_command_imports_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C before any run has started (Python still importing torch and SB3): one line, exit 130."""
+    proc = start_training([f"runs_dir={tmp_path}", *TINY])
+    try:
+        time.sleep(0.5)  # well inside the imports, which take seconds
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert "interrupted" in output

@@ -66,6 +66,11 @@ def stop_requested() -> str | None:
     return _requested
 
 
+def stop_exit_status() -> int:
+    """The exit status of a command its runs were stopped in: 143 after SIGTERM, 130 otherwise (as shells do)."""
+    return 143 if stop_requested() == "SIGTERM" else 130
+
+
 def reset() -> None:
     """Forget an earlier request. A request holds for the rest of the process otherwise, so a command that runs
     several grids (a study's arms) starts none after Ctrl-C."""

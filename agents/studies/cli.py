@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.config import ConfigError, ExperimentConfig, load_config
+from agents.pipeline.interrupt import stop_exit_status, stop_requested
 from agents.pipeline.sweep import preflight, run_grid
 
 
@@ -85,7 +86,7 @@ def run_arms(
     :param arm_configs: builds the ``(arm, config)`` pairs; a :class:`~agents.config.ConfigError` it raises is a
         bad command line
     :param report: writes the report of ``<runs_dir>/<experiment>`` into ``<reports_dir>/<experiment>``
-    :return: exit status: 0 ok, 1 some run failed, 2 bad config
+    :return: exit status: 0 ok, 1 some run failed, 2 bad config, 130/143 stopped by SIGINT/SIGTERM
     """
     try:
         configs = arm_configs()
@@ -94,6 +95,9 @@ def run_arms(
     except ConfigError as err:
         return command_error(err)
     failed, note = run_variant_grids(configs, args.workers, skip=args.report_only)
+    if stop_requested():  # the runs said where they stopped; a report now would mix finished and partial arms
+        print(f"{stop_requested()}: the study stopped; run the same command again to resume it", file=sys.stderr)
+        return stop_exit_status()
     base = load_config(args.config, args.overrides)
     path = report(
         Path(base.runs_dir) / base.experiment, Path(base.reports_dir) / base.experiment, [a for a, _ in configs], note
