@@ -23,21 +23,28 @@ TINY = ["eval.freq=0", "diagnostics.freq=0", "checkpoint_freq=1024"]
 
 
 @pytest.mark.parametrize(
-    ("sig", "workers", "norms", "status"),
+    ("sig", "workers", "norms", "status", "backend"),
     [
-        (signal.SIGINT, 1, "[none]", 130),  # in-process runs
-        (signal.SIGTERM, 2, "[none, bn]", 143),  # a process pool; the signal reaches the parent only
+        (signal.SIGINT, 1, "[none]", 130, "local"),  # in-process runs
+        (signal.SIGTERM, 2, "[none, bn]", 143, "local"),  # a process pool; the signal reaches the parent only
+        (signal.SIGINT, 2, "[none, bn]", 130, "ray"),  # Ray tasks: the driver passes the request on
     ],
 )
 def test_signal_saves_every_running_run_and_rerun_resumes_there(
-    sig: signal.Signals, workers: int, norms: str, status: int, tmp_path: Path, capsys: pytest.CaptureFixture
+    sig: signal.Signals,
+    workers: int,
+    norms: str,
+    status: int,
+    backend: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     overrides = [f"runs_dir={tmp_path}", f"norms={norms}", *TINY]
     specs = grid(load_config(SMOKE, [*overrides, "total_timesteps=10000000"]))
-    proc = start_training([*overrides, "total_timesteps=10000000"], workers=workers)
+    proc = start_training([*overrides, "total_timesteps=10000000", f"--backend={backend}"], workers=workers)
     try:
         wait_for_checkpoint(proc, specs[0].run_dir, 2048)
-        if sig == signal.SIGINT:  # Ctrl-C in a terminal reaches the whole process group
+        if sig == signal.SIGINT and backend == "local":  # Ctrl-C in a terminal reaches the whole process group
             os.killpg(proc.pid, sig)
         else:  # a job scheduler may signal the main process only
             proc.send_signal(sig)

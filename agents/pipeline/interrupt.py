@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 #: the signals that stop runs cleanly
@@ -105,6 +106,26 @@ def init_worker(event: Any) -> None:
         signal.signal(sig, _worker_handler)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # spawned under blocking_signals
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="watch-parent").start()
+
+
+def watch_stop_file(path: Path, poll: float = PARENT_POLL_SECONDS) -> None:
+    """Request a stop in this process when ``path`` appears (how a Ray driver reaches its tasks on other nodes:
+    the runs folder is shared, signals are not). A daemon thread polls it; a stale request is forgotten first.
+
+    :param path: the stop file the driver writes on Ctrl-C/SIGTERM (its text is the reason)
+    :param poll: seconds between two looks
+    """
+    if not path.exists():
+        reset()  # a Ray worker process is reused by the next task of the same job
+
+    def watch() -> None:
+        while stop_requested() is None:
+            if path.exists():
+                request_stop(path.read_text().strip() or "stop requested by the sweep")
+                return
+            time.sleep(poll)
+
+    threading.Thread(target=watch, daemon=True, name="watch-stop-file").start()
 
 
 @contextmanager

@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agents.config import ConfigError
+from agents.pipeline.interrupt import handling_signals, stop_requested, watch_stop_file
 from agents.pipeline.progress import GridProgress
-from agents.pipeline.runs import RunResult, RunSpec
+from agents.pipeline.runs import RunResult, RunSpec, experiment_dir
 from agents.pipeline.tb_layout import env_slug
 from envs.cores import run_owning_cores
 
@@ -29,6 +30,8 @@ from envs.cores import run_owning_cores
 MAX_RETRIES = 3
 #: Ray CPUs (and cores claimed on its node) per run
 CPUS_PER_RUN = 1
+#: the file in the experiment folder through which the driver asks its tasks to stop
+STOP_FILE = ".stop-request"
 #: seconds between two looks at the runs in flight (progress line)
 POLL_SECONDS = 0.5
 
@@ -108,6 +111,17 @@ def with_absolute_runs_dir(spec: RunSpec) -> RunSpec:
     return dataclasses.replace(spec, config=dataclasses.replace(spec.config, runs_dir=runs_dir))
 
 
+def run_task(stop_file: Path, worker: Worker, spec: RunSpec) -> RunResult:
+    """One Ray task: the run on the cores Ray gave it, stopping cleanly when the driver writes ``stop_file``.
+
+    :param stop_file: the grid's stop request (see :func:`run_ray`)
+    :param worker: ``worker(spec, parallel) -> RunResult``
+    :param spec: the run
+    """
+    watch_stop_file(stop_file)
+    return run_owning_cores(CPUS_PER_RUN, worker, spec, True)
+
+
 def run_ray(
     specs: Sequence[RunSpec], worker: Worker, announce: Announce, started: float, num_cpus: int | None = None
 ) -> list[RunResult]:
@@ -120,39 +134,68 @@ def run_ray(
     :param num_cpus: CPUs of a private local instance (``--workers``)
     """
     import ray
-    from ray.exceptions import RayError
 
     specs = [with_absolute_runs_dir(spec) for spec in specs]
+    # Ctrl-C/SIGTERM reach the driver only: it writes this file in the shared runs folder and every task stops
+    # at its next update with a checkpoint, as a local run does
+    stop_file = experiment_dir(specs[0].config) / STOP_FILE if specs else Path(STOP_FILE)
+    stop_file.unlink(missing_ok=True)
     owned = connect(num_cpus)
     try:
         # SPREAD: runs are CPU-bound, so one per node before two on any node
         task = ray.remote(
             num_cpus=CPUS_PER_RUN, max_retries=MAX_RETRIES, retry_exceptions=False, scheduling_strategy="SPREAD"
-        )(run_owning_cores)
+        )(run_task)
         # each task owns the cores it asked Ray for, so its env may pin threads there (envs.cores)
-        refs = [
-            task.options(name=f"{env_slug(s.env_id)}/{s.name}").remote(CPUS_PER_RUN, worker, s, True) for s in specs
-        ]
-        index = {ref: i for i, ref in enumerate(refs)}
-        results: dict[int, RunResult] = {}
+        refs = [task.options(name=f"{env_slug(s.env_id)}/{s.name}").remote(stop_file, worker, s) for s in specs]
         progress = GridProgress(specs, started=started)
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
-            for ref in done:
-                i = index[ref]
-                try:
-                    results[i] = ray.get(ref)
-                except RayError as err:  # lost more often than MAX_RETRIES (node deaths, OOM kills)
-                    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                    message = f"{type(err).__name__} after {MAX_RETRIES} retries: {first}"
-                    results[i] = RunResult(str(specs[i].run_dir), "failed", message=message)
-                progress.record(i, results[i])
-                with progress.above():
-                    announce(results[i], len(results), len(refs), started)
-            progress.refresh()
+        # a second signal stops at once: the tasks are killed and resume from their last checkpoint next time
+        with handling_signals(on_force=lambda: [ray.cancel(ref, force=True) for ref in refs]):
+            results = wait_for_runs(refs, specs, stop_file, progress, announce, started)
         progress.close()
         return [results[i] for i in range(len(refs))]
     finally:
+        stop_file.unlink(missing_ok=True)
         if owned:
             ray.shutdown()
+
+
+def wait_for_runs(
+    refs: list, specs: Sequence[RunSpec], stop_file: Path, progress: GridProgress, announce: Announce, started: float
+) -> dict[int, RunResult]:
+    """Collect the tasks' results as they end, announcing each; pass a stop request on to the tasks.
+
+    :param refs: the tasks, in grid order
+    :param specs: their runs
+    :param stop_file: written once when this process is asked to stop
+    :param progress: the grid's progress line
+    :param announce: ``announce(result, n_done, n_total, started)``
+    :param started: ``time.time()`` at the start of the grid
+    :return: grid index -> result
+    """
+    import ray
+    from ray.exceptions import RayError
+
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: dict[int, RunResult] = {}
+    pending = list(refs)
+    while pending:
+        reason = stop_requested()
+        if reason is not None and not stop_file.exists():
+            temporary = stop_file.with_name(stop_file.name + ".tmp")
+            temporary.write_text(reason)
+            temporary.replace(stop_file)  # the tasks never read half a reason
+        done, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
+        for ref in done:
+            i = index[ref]
+            try:
+                results[i] = ray.get(ref)
+            except RayError as err:  # lost more often than MAX_RETRIES (node deaths, OOM kills)
+                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                message = f"{type(err).__name__} after {MAX_RETRIES} retries: {first}"
+                results[i] = RunResult(str(specs[i].run_dir), "failed", message=message)
+            progress.record(i, results[i])
+            with progress.above():
+                announce(results[i], len(results), len(refs), started)
+        progress.refresh()
+    return results
