@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 RUNS ?= runs
 PORT ?= 6006
+# TensorBoard listens on this machine only. HOST=0.0.0.0 serves every run on every interface to anyone who can
+# reach the port (TensorBoard has no login and no encryption): prefer `ssh -L 6006:127.0.0.1:6006 <host>`.
+HOST ?= 127.0.0.1
 # Extra arguments for `python -m agents train|sweep|study ...`, e.g. ARGS="total_timesteps=20000 seeds=[0]"
 ARGS ?=
 PYTEST_ARGS ?=
@@ -95,7 +98,9 @@ compare: install
 	$(PY) -m agents compare $(RUNS) $(ARGS)
 
 tensorboard: install
-	$(PY) -m tensorboard.main --logdir $(RUNS) --port $(PORT) --bind_all
+	$(PY) -m agents tb-means $(RUNS)
+	@echo "comparison page (one colour per norm): $$($(PY) -c 'from agents.pipeline.tb_layout import tensorboard_url; print(tensorboard_url("$(HOST)", $(PORT), means=True))')"
+	$(PY) -m tensorboard.main --logdir $(RUNS) --host $(HOST) --port $(PORT)
 
 bench: install
 	for f in benchmarks/[a-z]*.py; do m=$$(basename $$f .py); echo "== $$m"; $(PY) -m benchmarks.$$m || exit 1; done
