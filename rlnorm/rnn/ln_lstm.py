@@ -129,17 +129,19 @@ class LNLSTMCell(nn.Module):
             self.register_parameter("gate_bias", None)
             self.register_buffer("_zero_c_bias", torch.zeros(hidden_size, **factory), persistent=False)
         # The form travels in the state dict as a tensor, so a saved model comes back with its own form.
-        self.register_buffer("form_code", torch.tensor(0, dtype=torch.uint8, device=device))
+        # A floating buffer like any other (SB3 and torch utilities expect those); the form's index in FORMS.
+        self.register_buffer("form_code", torch.zeros((), **factory))
         self.form = check_form(form)
 
     @property
     def form(self) -> str:
         """Which LNs the cell applies, a name of :data:`FORMS`; setting it keeps the parameters."""
-        return list(FORMS)[int(self.form_code)]
+        return self._form
 
     @form.setter
     def form(self, form: str) -> None:
         self.form_code.fill_(list(FORMS).index(check_form(form)))
+        self._form = form  # read on every call: no device sync for the buffer
 
     @property
     def norm_input(self) -> bool:
@@ -153,8 +155,12 @@ class LNLSTMCell(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
         if prefix + "hh.weight" in state_dict and prefix + "form_code" not in state_dict:
-            state_dict[prefix + "form_code"] = torch.tensor(list(FORMS).index(LEGACY_FORM), dtype=torch.uint8)
+            state_dict[prefix + "form_code"] = torch.tensor(float(list(FORMS).index(LEGACY_FORM)))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
+        code = round(float(self.form_code))
+        if not 0 <= code < len(FORMS):
+            raise ValueError(f"{prefix}form_code must be one of 0..{len(FORMS) - 1} ({', '.join(FORMS)}), got {code}")
+        self._form = list(FORMS)[code]
 
     def input_gates(self, x: Tensor) -> Tensor:
         """``g_ih * LN(W_ih x) + b`` for any leading shape (all time steps at once).

@@ -96,7 +96,7 @@ class _LNCellTwin(nn.Module):
         self.norm_cell: list[bool] = [norms[1] for norms in FORMS.values()]
 
     def forward(self, x: Tensor, h0: Tensor, c0: Tensor, keep: Optional[Tensor]) -> tuple[Tensor, Tensor]:  # noqa: UP045
-        code = int(self.form_code)
+        code = int(torch.round(self.form_code))
         if self.norm_input[code]:
             gx = F.layer_norm(self.ih(x), [4 * self.hidden_size], self.ln_ih.weight, None, self.eps)
         else:
