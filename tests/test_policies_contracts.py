@@ -133,20 +133,7 @@ def _check_copies(model, tmp_path) -> None:
                 assert torch.equal(a, b), f"{name} {how}"
 
 
-#: Cases broken by a layer outside agents/policies: LNLSTM stores its form as a uint8 buffer (``form_code``,
-#: rlnorm/rnn/ln_lstm.py), which is not a floating tensor and which SB3's ``th.rand_like`` refuses. Strict: an
-#: XPASS once it is a float buffer says to drop this.
-LNLSTM_FORM_CODE = pytest.mark.xfail(strict=True, reason="LNLSTM's uint8 form_code buffer (rlnorm/rnn/ln_lstm.py)")
-
-
-def _contract_case(case: tuple[str, str]):
-    param = case_param(case)
-    if case[0] == "RecurrentPPO" and case[1].startswith("Ln"):
-        return pytest.param(*param.values, marks=(*param.marks, LNLSTM_FORM_CODE), id=param.id)
-    return param
-
-
-@pytest.mark.parametrize(("algo", "alias"), [_contract_case(c) for c in ALL_CASES])
+@pytest.mark.parametrize(("algo", "alias"), [case_param(c) for c in ALL_CASES])
 def test_policy_keeps_sb3_contracts(algo, alias, tmp_path):
     model = make_model(algo, alias)
     model.learn(64)  # moves weights and running statistics; leaves the action distribution's last tensors
