@@ -11,7 +11,7 @@ allowed values come from their one table each: norms from :data:`rlnorm.registry
 Layout of a config (see ``configs/default.yaml``)::
 
     experiment: minatar_norms        # runs/<experiment>/, reports/<experiment>/
-    algo: PPO                        # PPO | A2C | DQN | RecurrentPPO
+    algo: PPO                        # any of ALGOS: PPO, A2C, DQN, SAC, RecurrentPPO, CrossQ, ...
     norms: [none, bn, wn, ln]        # one arm per norm, all with the same architecture
     envs: [MinAtar/Breakout-v1]
     seeds: [0, 1]
@@ -29,12 +29,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.policies import algorithm_aliases
 from envs.noise import NOISE_KIND_OPTIONS
 from rlnorm.layers import ACTIVATIONS, LAYER_NORMS
 from rlnorm.registry import norm_names
 from rlnorm.validation import ConfigError
 
-ALGOS = ("PPO", "A2C", "DQN", "RecurrentPPO")
+#: the algorithms a config may name: every one with norm policies (the one table: agents.policies)
+ALGOS: tuple[str, ...] = tuple(algorithm_aliases())
 NETWORKS = ("auto", "cnn", "mlp")
 #: how the grid of runs is executed (``sweep.backend``); not the env backends of ``envs.make_env``
 SWEEP_BACKENDS = ("local", "ray")

@@ -39,6 +39,7 @@ from agents.pipeline.resume import append_history, check_resumable, truncate_eve
 from agents.pipeline.runs import CONFIG_FILE, FAILED_FILE, FINAL_FILE, RunResult, RunSpec, is_finished
 from agents.pipeline.tb_layout import ROLLOUT_RETURN, env_slug, event_dir, remove_events
 from agents.policies.algos import algo_class, network_for, policy_for
+from agents.policies.head_stats import HeadStatsCallback
 
 EVAL_SEED_OFFSET = 10_000
 #: the final checkpoint's state keeps the final metrics, so a run killed before writing final.json finishes
@@ -234,6 +235,10 @@ def train_run(
         evaluator,
         CheckpointCallback(run_dir, config.train.checkpoint_freq, save_replay_buffer=config.train.save_replay_buffer),
     ]
+    if config.diagnostics.freq:
+        # per-action head weight norms beside the action frequencies (discrete actions; nothing otherwise)
+        per_call = max(1, config.diagnostics.freq // config.env_n_envs(spec.env_id))
+        callbacks.append(HeadStatsCallback(log_freq=per_call))
     if config.exploration is not None:
         from agents.exploration import PseudoCountLogger
 
