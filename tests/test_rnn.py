@@ -261,7 +261,7 @@ def test_lnlstm_invariance_to_input_scale_only_in_ba2016(form):
     assert same == (form == "ba2016")
 
 
-@pytest.mark.parametrize("form,default", [("recurrent", 0.0), ("ba2016", 1.0)])
+@pytest.mark.parametrize("form,default", [("recurrent+cell", 0.0), ("recurrent", 0.0), ("ba2016", 1.0)])
 def test_lnlstm_forget_bias_default_and_option(form, default):
     model = LNLSTM(3, 4, num_layers=2, form=form)
     for cell in model.cells:
@@ -270,7 +270,7 @@ def test_lnlstm_forget_bias_default_and_option(form, default):
     torch.testing.assert_close(LNLSTM(3, 4, forget_bias=2.5, form=form).cells[0].gate_bias[4:8], torch.full((4,), 2.5))
 
 
-@pytest.mark.parametrize("form,gain", [("recurrent", 0.1), ("ba2016", 1.0)])
+@pytest.mark.parametrize("form,gain", [("recurrent+cell", 0.1), ("recurrent", 0.1), ("ba2016", 1.0)])
 def test_lnlstm_recurrent_gain_default_and_option(form, gain):
     cell = LNLSTM(3, 4, form=form).cells[0]
     torch.testing.assert_close(cell.ln_hh.weight, torch.full((16,), gain))

@@ -17,7 +17,7 @@ from tests.data.legacy_0_1_0.make_models import HERE, outputs
 
 
 def test_default_form_and_choices():
-    assert DEFAULT_FORM == "recurrent" and LEGACY_FORM == "ba2016"
+    assert DEFAULT_FORM == "recurrent+cell" and LEGACY_FORM == "ba2016"
     assert LNLSTM(3, 4).form == DEFAULT_FORM
     model = LNLSTM(3, 4, num_layers=2, form="ba2016")
     assert model.form == "ba2016" and all(cell.form == "ba2016" for cell in model.cells)

@@ -1,23 +1,25 @@
-"""Layer-normalized LSTM, a drop-in replacement for ``nn.LSTM`` / ``nn.LSTMCell``, in two forms.
+"""Layer-normalized LSTM, a drop-in replacement for ``nn.LSTM`` / ``nn.LSTMCell``, in three forms.
 
-``form="recurrent"`` (the default) normalizes the recurrent projection only::
+``form="recurrent+cell"`` (the default) normalizes the recurrent projection and the cell, not the input::
 
-    gates = g_x * (W_x x) + g_h * LN(W_h h) + b,   c' = f*c + i*g,   h' = o * tanh(g_c * c' + b_c)
+    gates = g_x * (W_x x) + g_h * LN(W_h h) + b,   c' = f*c + i*g,   h' = o * tanh(g_c * LN(c') + b_c)
 
 ``form="ba2016"`` is Ba et al. (2016)'s LN-LSTM (rlnorm < 0.2, and state dicts saved then)::
 
     gates = g_x * LN(W_x x) + g_h * LN(W_h h) + b,   c' = f*c + i*g,   h' = o * tanh(g_c * LN(c') + b_c)
 
+``form="recurrent"`` normalizes the recurrent projection only (``h' = o * tanh(g_c * c' + b_c)``).
+
 Why the default departs from Ba et al. (evidence: docs/recurrent_learning.md): ``LN(W_x x)`` is invariant to
 the scale of ``x``, so with the few features of an RL observation (two in masked-velocity CartPole) the cell
 sees only the *direction* of each input and cannot turn positions into velocities. And with a unit gain on
 ``LN(W_h h)`` the recurrent input to the gates has unit variance whatever the size of ``h``, which makes the
-recurrence expand at init (perturbations of ``h`` grow). The ``recurrent`` form normalizes only ``W_h h``
-(what LN is for in a recurrent net: the recurrent input keeps a fixed scale whatever ``h`` does, and the net
-stays batch-independent), drops the cell LN (it costs nothing once the input is not normalized, and gains
-nothing) and starts like ``nn.LSTM``: gain of ``LN(W_h h)`` 0.1, forget bias 0 (short memory at init).
-Both forms have the same parameters (a disabled LN keeps its gain, the cell LN its gain and bias), so state
-dicts and optimizer states move between forms; the form itself is stored in the state dict (``form_code``).
+recurrence expand at init (perturbations of ``h`` grow). The default drops only the input LN and starts like
+``nn.LSTM``: gain of ``LN(W_h h)`` 0.1, forget bias 0 (short memory at init). It keeps what LN is for in a
+recurrent net (the recurrent input and the cell output keep a fixed scale whatever ``h`` and ``c`` do, and the
+net stays batch-independent). All forms have the same parameters (a disabled LN keeps its gain, the cell LN
+its gain and bias), so state dicts and optimizer states move between forms; the form itself is stored in the
+state dict (``form_code``).
 
 ``g_x * W_x x`` (or its LN) is one batched op over all steps; only the recurrent part loops, in TorchScript with
 a hand-written backward (:mod:`rlnorm.rnn.ln_kernel`).
@@ -46,7 +48,7 @@ FORMS: dict[str, tuple[bool, bool]] = {
     "recurrent+cell": (False, True),
 }
 #: the form of new modules
-DEFAULT_FORM = "recurrent"
+DEFAULT_FORM = "recurrent+cell"
 #: initial gain of ``LN(W_hh h)`` by form: Ba et al.'s 1, else 0.1 so that the recurrence starts contracting
 RECURRENT_GAIN = {"ba2016": 1.0, "recurrent": 0.1, "recurrent+cell": 0.1}
 #: initial forget-gate bias by form: 1 (common practice) in Ba et al.'s, else 0 as ``nn.LSTM`` (short memory at
@@ -226,8 +228,8 @@ class LNLSTM(LSTMBase):
     :param proj_size: must be ``0`` (for signature compatibility)
     :param forget_bias: initial forget-gate bias of every layer; ``None``: :data:`FORGET_BIAS` of the form
     :param eps: epsilon of every LN
-    :param form: ``"recurrent"`` (default) or ``"ba2016"`` (Ba et al.), see :data:`FORMS`; a loaded state dict
-        sets the form it was saved with (``ba2016`` for those saved before forms existed)
+    :param form: ``"recurrent+cell"`` (default), ``"ba2016"`` (Ba et al.) or ``"recurrent"``, see :data:`FORMS`;
+        a loaded state dict sets the form it was saved with (``ba2016`` for those saved before forms existed)
     :param recurrent_gain: initial gain of ``LN(W_hh h)``; ``None``: :data:`RECURRENT_GAIN` of the form
     """
 
