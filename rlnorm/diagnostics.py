@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from rlnorm.norms import BatchNorm, SwitchableNorm
+from rlnorm.torch_internals import TorchBatchNormBase
 from rlnorm.weight_norm import MeanOnlyBatchNorm, is_weight_normalized, wn_g, wn_v
 
 
@@ -111,7 +112,7 @@ def layer_statistics(module: nn.Module, x: torch.Tensor | None = None) -> dict[s
             stats[f"{key}/g_std"] = g.std().item() if g.numel() > 1 else 0.0
             stats[f"{key}/v_norm_mean"] = v_norm.mean().item()
             stats[f"{key}/w_norm_mean"] = g.abs().mean().item()
-        elif isinstance(m, (BatchNorm, SwitchableNorm, nn.modules.batchnorm._BatchNorm)):
+        elif isinstance(m, (BatchNorm, SwitchableNorm, TorchBatchNormBase)):
             stats[f"{key}/running_mean_abs"] = m.running_mean.abs().mean().item()
             stats[f"{key}/running_var_mean"] = m.running_var.mean().item()
         elif isinstance(m, MeanOnlyBatchNorm):
@@ -136,7 +137,7 @@ def _batch_vs_running(module: nn.Module, x: torch.Tensor) -> dict[str, float]:
         if hasattr(m, "running_var"):
             stats[f"{key}/batch_var_ratio"] = (var.mean() / m.running_var.mean().clamp_min(1e-8)).item()
 
-    batch_norms = (BatchNorm, SwitchableNorm, MeanOnlyBatchNorm, nn.modules.batchnorm._BatchNorm)
+    batch_norms = (BatchNorm, SwitchableNorm, MeanOnlyBatchNorm, TorchBatchNormBase)
     handles = [m.register_forward_hook(hook) for m in probe.modules() if isinstance(m, batch_norms)]
     try:
         probe(x)

@@ -22,6 +22,7 @@ from torch import nn
 
 from rlnorm.norms import check_norm_kind, make_norm
 from rlnorm.registry import NORMS, norm_names
+from rlnorm.torch_internals import TorchConvBase
 from rlnorm.weight_norm import MeanOnlyBatchNorm, apply_weight_norm
 
 #: The norms :func:`linear` and :func:`conv2d` accept (and so a policy's ``norm``).
@@ -99,5 +100,5 @@ def conv2d(
 def weight_layers(module: nn.Module) -> Iterator[nn.Module]:
     """Yield every ``nn.Linear`` and convolution inside ``module`` (WN-parametrized or not)."""
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+        if isinstance(m, (nn.Linear, TorchConvBase)):
             yield m

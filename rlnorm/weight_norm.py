@@ -22,6 +22,9 @@ Gradients, as autograd computes them through the reparametrization (tested again
 
     dL/dg = dL/dw . v / ||v||
     dL/dv = g / ||v|| * dL/dw - g * dL/dg / ||v||^2 * v        (orthogonal to v)
+
+Longer than 400 lines because the cache, the tracked parameters and the pickling are one mechanism around the
+same parametrization objects; apart, each would reach into the others' state.
 """
 
 from __future__ import annotations
@@ -33,16 +36,20 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import _WeightNorm
+
+from rlnorm.torch_internals import (
+    TENSOR_DATA_DESCRIPTOR,
+    WeightNormParametrization,
+    add_load_state_dict_pre_hook,
+    own_tensors,
+    tensor_version,
+)
 
 #: Standard deviation of the direction ``v`` drawn by the data-dependent initialization (as in the paper).
 DATA_INIT_V_STD = 0.05
 
 cached = parametrize.cached
 """Context manager: inside it every parametrized weight is computed once and reused (torch's own cache)."""
-
-
-_TENSOR_DATA = torch._C.TensorBase.data
 
 
 class TrackedParameter(nn.Parameter):
@@ -61,7 +68,7 @@ class TrackedParameter(nn.Parameter):
 
     @data.setter
     def data(self, value: torch.Tensor) -> None:
-        _TENSOR_DATA.__set__(self, value)
+        TENSOR_DATA_DESCRIPTOR.__set__(self, value)
         torch.autograd.graph.increment_version(self)
 
     def __reduce_ex__(self, protocol: Any) -> tuple:
@@ -102,7 +109,7 @@ def _reduce_parametrized(self: nn.Module, protocol: Any) -> tuple:
     modules = dict(state["_modules"])
     records = {}
     for tensor_name, plist in modules.pop("parametrizations").items():
-        records[tensor_name] = (list(plist), dict(plist._parameters), dict(plist._buffers), plist.is_tensor)
+        records[tensor_name] = (list(plist), *own_tensors(plist), plist.is_tensor)
     state["_modules"] = modules
     hooks = state["_load_state_dict_pre_hooks"]
     state["_load_state_dict_pre_hooks"] = type(hooks)((k, h) for k, h in hooks.items() if not _is_wn_compat_hook(h))
@@ -130,8 +137,8 @@ def _restore_parametrized(module: nn.Module, state: tuple[dict, dict]) -> None:
             setattr(plist, key, value)  # the very objects an optimizer pickled alongside refers to
         for key, value in buffers.items():
             plist.register_buffer(key, value)
-        if isinstance(parametrizations[0], _WeightNorm):
-            module._register_load_state_dict_pre_hook(functools.partial(_load_legacy_wn_keys, name=tensor_name))
+        if isinstance(parametrizations[0], WeightNormParametrization):
+            add_load_state_dict_pre_hook(module, functools.partial(_load_legacy_wn_keys, name=tensor_name))
     picklable_parametrizations_(module)
 
 
@@ -152,7 +159,7 @@ def picklable_parametrizations_(module: nn.Module) -> nn.Module:
     return module
 
 
-class InferenceCachedWeightNorm(_WeightNorm):
+class InferenceCachedWeightNorm(WeightNormParametrization):
     """Torch's weight-norm parametrization, plus an opt-in cache for gradient-free calls.
 
     When :attr:`enabled` (see :func:`set_inference_cache`) and gradients are off, the weight ``g * v / ||v||`` is
@@ -174,7 +181,8 @@ class InferenceCachedWeightNorm(_WeightNorm):
     def forward(self, weight_g: torch.Tensor, weight_v: torch.Tensor) -> torch.Tensor:
         if not self.enabled or torch.is_grad_enabled():
             return super().forward(weight_g, weight_v)
-        key = (weight_g.data_ptr(), weight_g._version, weight_v.data_ptr(), weight_v._version, weight_v.dtype)
+        g, v = weight_g, weight_v
+        key = (g.data_ptr(), tensor_version(g), v.data_ptr(), tensor_version(v), v.dtype)
         if key != self._cache_key or self._cached is None:
             self._cached = super().forward(weight_g, weight_v)
             self._cache_key = key
@@ -211,7 +219,7 @@ def is_weight_normalized(module: nn.Module, name: str = "weight") -> bool:
     """Whether ``module.<name>`` is reparametrized by weight normalization."""
     if not parametrize.is_parametrized(module, name):
         return False
-    return any(isinstance(p, _WeightNorm) for p in module.parametrizations[name])
+    return any(isinstance(p, WeightNormParametrization) for p in module.parametrizations[name])
 
 
 def apply_weight_norm(module: nn.Module, name: str = "weight", dim: int = 0) -> nn.Module:
@@ -234,7 +242,7 @@ def apply_weight_norm(module: nn.Module, name: str = "weight", dim: int = 0) -> 
     for key in ("original0", "original1"):  # g, v: .data writes must reach the cache's version check
         setattr(parametrizations, key, TrackedParameter(getattr(parametrizations, key).detach()))
     # what torch's weight_norm adds: state dicts of the old torch.nn.utils.weight_norm (`weight_g`, `weight_v`) load
-    module._register_load_state_dict_pre_hook(functools.partial(_load_legacy_wn_keys, name=name))
+    add_load_state_dict_pre_hook(module, functools.partial(_load_legacy_wn_keys, name=name))
     return picklable_parametrizations_(module)
 
 

@@ -49,19 +49,23 @@ FORBIDDEN_IMPORTS: dict[str, tuple[str, ...]] = {
 #: torch's private names used inside rlnorm: (module, name) -> why. Each one may break with a torch release, so
 #: a new use is added here on purpose (the test fails on any use not listed, and on a listed one that is gone).
 TORCH_PRIVATE_USES: dict[tuple[str, str], str] = {
-    ("rlnorm.weight_norm", "_WeightNorm"): "subclassed for the inference cache; isinstance test of WN layers",
-    ("rlnorm.weight_norm", "_C"): "torch._C.TensorBase.data: the raw .data descriptor TrackedParameter wraps",
-    ("rlnorm.weight_norm", "_version"): "tensor._version: the inference cache's key (changes on every in-place write)",
-    ("rlnorm.weight_norm", "_parameters"): "ParametrizationList._parameters/_buffers: pickling WN layers",
-    ("rlnorm.weight_norm", "_buffers"): "ParametrizationList._parameters/_buffers: pickling WN layers",
-    ("rlnorm.weight_norm", "_register_load_state_dict_pre_hook"): "loads the state-dict keys of older WN layers",
-    ("rlnorm.pixelcnn.layers", "_WeightNorm"): "MaskedWeightNorm subclasses it so WN helpers treat it as WN",
-    ("rlnorm.pixelcnn.layers", "_weight_norm"): "torch._weight_norm: the fused g * v / ||v|| kernel",
-    ("rlnorm.pixelcnn.layers", "_conv_forward"): "nn.Conv2d._conv_forward: the convolution with the masked weight",
+    ("rlnorm.torch_internals", "_BatchNorm"): "every torch BN class at once",
+    ("rlnorm.torch_internals", "_ConvNd"): "every torch convolution class at once",
+    (
+        "rlnorm.torch_internals",
+        "_WeightNorm",
+    ): "torch's WN parametrization: subclassed; how WN layers are found",
+    ("rlnorm.torch_internals", "_C"): "torch._C.TensorBase.data: the raw .data descriptor TrackedParameter wraps",
+    ("rlnorm.torch_internals", "_VF"): "torch._VF.lstm / lstm_cell: the fused LSTM kernels with precomputed weights",
+    ("rlnorm.torch_internals", "_weight_norm"): "torch._weight_norm: the fused g * v / ||v|| kernel",
+    ("rlnorm.torch_internals", "_version"): "tensor._version: the inference cache's key",
+    ("rlnorm.torch_internals", "_conv_forward"): "a convolution's forward with a masked weight",
+    ("rlnorm.torch_internals", "_parameters"): "a module's own parameters, for pickling WN layers",
+    ("rlnorm.torch_internals", "_buffers"): "a module's own buffers, for pickling WN layers",
+    ("rlnorm.torch_internals", "_register_load_state_dict_pre_hook"): "renames the state-dict keys of older WN layers",
+    # still outside rlnorm.torch_internals: the LSTM kernels (moving them is next)
     ("rlnorm.rnn.wn_lstm", "_VF"): "torch._VF.lstm / lstm_cell: the fused LSTM kernel with precomputed weights",
     ("rlnorm.rnn.scripting", "_weight_norm"): "torch._weight_norm in the TorchScript twin of WNLSTM",
-    ("rlnorm.diagnostics", "_BatchNorm"): "nn.modules.batchnorm._BatchNorm: every torch BN class at once",
-    ("rlnorm.layers", "_ConvNd"): "nn.modules.conv._ConvNd: every torch convolution class at once",
 }
 
 

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import _WeightNorm
 
 from rlnorm.norms import default_num_groups, make_norm
 from rlnorm.registry import NORMS, check_norm_name, norm_names
+from rlnorm.torch_internals import WeightNormParametrization, conv_forward, fused_weight_norm
 from rlnorm.validation import check_choice
 
 #: Mask types: raster ``A`` (excludes the centre) / ``B`` (includes it) for the plain PixelCNN; the gated
@@ -104,13 +104,13 @@ class MaskedConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # multiplying again is a no-op for a weight-normalized layer and guards a plain one against
         # optimizers that write into masked entries (weight decay, manual edits)
-        return self._conv_forward(x, self.weight * self.mask, self.bias)
+        return conv_forward(self, x, self.weight * self.mask, self.bias)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, mask_type={self.mask_type}"
 
 
-class MaskedWeightNorm(_WeightNorm):
+class MaskedWeightNorm(WeightNormParametrization):
     """Weight normalization of a masked kernel: ``w = g * (v*m) / ||v*m||`` per output channel.
 
     A subclass of torch's own parametrization, so :func:`rlnorm.weight_norm.is_weight_normalized`,
@@ -127,7 +127,7 @@ class MaskedWeightNorm(_WeightNorm):
         self.register_buffer("mask", mask.detach().clone())
 
     def forward(self, weight_g: torch.Tensor, weight_v: torch.Tensor) -> torch.Tensor:
-        return torch._weight_norm(weight_v * self.mask, weight_g, self.dim)
+        return fused_weight_norm(weight_v * self.mask, weight_g, self.dim)
 
     def right_inverse(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weight_v = weight * self.mask
@@ -140,7 +140,7 @@ def apply_masked_weight_norm(conv: MaskedConv2d) -> MaskedConv2d:
     :param conv: the masked convolution
     :return: the same module
     """
-    # torch's weight_norm registers _WeightNorm the same way (unsafe: two originals g and v)
+    # torch's weight_norm registers its parametrization the same way (unsafe: two originals g and v)
     parametrize.register_parametrization(conv, "weight", MaskedWeightNorm(conv.mask), unsafe=True)
     return conv
 
