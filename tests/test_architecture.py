@@ -63,8 +63,7 @@ TORCH_PRIVATE_USES: dict[tuple[str, str], str] = {
     ("rlnorm.torch_internals", "_parameters"): "a module's own parameters, for pickling WN layers",
     ("rlnorm.torch_internals", "_buffers"): "a module's own buffers, for pickling WN layers",
     ("rlnorm.torch_internals", "_register_load_state_dict_pre_hook"): "renames the state-dict keys of older WN layers",
-    # still outside rlnorm.torch_internals: the LSTM kernels (moving them is next)
-    ("rlnorm.rnn.wn_lstm", "_VF"): "torch._VF.lstm / lstm_cell: the fused LSTM kernel with precomputed weights",
+    # TorchScript compiles this call itself (a wrapper from another module would have to be scriptable too)
     ("rlnorm.rnn.scripting", "_weight_norm"): "torch._weight_norm in the TorchScript twin of WNLSTM",
 }
 

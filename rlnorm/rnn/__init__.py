@@ -5,7 +5,8 @@ call signature ``forward(x, (h0, c0)) -> (y, (h_n, c_n))`` with states ``(num_la
 ``(T, F)`` with states ``(num_layers, H)`` works too. See :mod:`rlnorm.rnn.wn_lstm` and :mod:`rlnorm.rnn.ln_lstm`.
 """
 
+from rlnorm.rnn.base import State
 from rlnorm.rnn.ln_lstm import LNLSTM, LNLSTMCell
 from rlnorm.rnn.wn_lstm import WNLSTM, WNLSTMCell
 
-__all__ = ["LNLSTM", "WNLSTM", "LNLSTMCell", "WNLSTMCell"]
+__all__ = ["LNLSTM", "WNLSTM", "LNLSTMCell", "State", "WNLSTMCell"]

@@ -35,39 +35,12 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rlnorm.rnn.base import LSTMBase, State, cell_call, check_sizes, check_unsupported, lstm_uniform_
+from rlnorm.rnn.ln_forms import DEFAULT_FORM, FORGET_BIAS, FORMS, LEGACY_FORM, RECURRENT_GAIN, check_form
 from rlnorm.rnn.ln_kernel import ln_lstm_recurrence
+from rlnorm.rnn.scripting import ScriptableLNLSTM
 
 #: ``nn.LSTM``'s gate blocks ``(i, f, g, o)`` in this module's order ``(i, f, o, g)``
 LSTM_TO_LN_GATES = (0, 1, 3, 2)
-
-#: ``form`` -> (LN of the input projection, LN of the cell state); the recurrent projection is always normalized.
-#: The order is the code stored in the state dict (``form_code``): append new forms, never reorder.
-FORMS: dict[str, tuple[bool, bool]] = {
-    "ba2016": (True, True),
-    "recurrent": (False, False),
-    "recurrent+cell": (False, True),
-}
-#: the form of new modules
-DEFAULT_FORM = "recurrent+cell"
-#: initial gain of ``LN(W_hh h)`` by form: Ba et al.'s 1, else 0.1 so that the recurrence starts contracting
-RECURRENT_GAIN = {"ba2016": 1.0, "recurrent": 0.1, "recurrent+cell": 0.1}
-#: initial forget-gate bias by form: 1 (common practice) in Ba et al.'s, else 0 as ``nn.LSTM`` (short memory at
-#: init: a velocity is a difference of recent positions, not an integral)
-FORGET_BIAS = {"ba2016": 1.0, "recurrent": 0.0, "recurrent+cell": 0.0}
-#: the form of state dicts saved before ``form`` existed (rlnorm < 0.2): all of them are Ba et al.'s
-LEGACY_FORM = "ba2016"
-
-
-def check_form(form: str) -> str:
-    """Validate a ``form`` argument.
-
-    :param form: a name of :data:`FORMS`
-    :return: ``form``
-    """
-    if form not in FORMS:
-        raise ValueError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
-    return form
-
 
 __all__ = ["LNLSTM", "LNLSTMCell"]
 
@@ -320,8 +293,6 @@ class LNLSTM(LSTMBase):
         return own
 
     def _scriptable(self) -> nn.Module:
-        from rlnorm.rnn.scripting import ScriptableLNLSTM  # imports this module
-
         return ScriptableLNLSTM(self)
 
     def _run_packed(self, x: PackedSequence, hx: State | None) -> tuple[PackedSequence, State]:

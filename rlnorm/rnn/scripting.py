@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rlnorm.rnn.ln_forms import FORMS
 from rlnorm.rnn.ln_kernel import ln_lstm_recurrence_autograd
-from rlnorm.rnn.ln_lstm import FORMS, LNLSTM, LNLSTMCell
-from rlnorm.rnn.wn_lstm import WNLSTM
 
 __all__ = ["ScriptableLNLSTM", "ScriptableWNLSTM"]
 
@@ -85,7 +84,7 @@ class _Twin(nn.Module):
 class _LNCellTwin(nn.Module):
     """One LN-LSTM layer over a whole sequence, holding the eager cell's submodules and parameters."""
 
-    def __init__(self, cell: LNLSTMCell) -> None:
+    def __init__(self, cell: nn.Module) -> None:
         super().__init__()
         self.ih, self.hh, self.ln_ih, self.ln_hh, self.ln_c = cell.ih, cell.hh, cell.ln_ih, cell.ln_hh, cell.ln_c
         self.hidden_size: int = cell.hidden_size
@@ -115,7 +114,7 @@ class ScriptableLNLSTM(_Twin):
     :param eager: the module to mirror
     """
 
-    def __init__(self, eager: LNLSTM) -> None:
+    def __init__(self, eager: nn.Module) -> None:
         super().__init__(eager)
         self.cells = nn.ModuleList(_LNCellTwin(cell) for cell in eager.cells)
 
@@ -166,7 +165,7 @@ class ScriptableWNLSTM(_Twin):
     :param eager: the module to mirror
     """
 
-    def __init__(self, eager: WNLSTM) -> None:
+    def __init__(self, eager: nn.Module) -> None:
         super().__init__(eager)
         self.cells = nn.ModuleList(_WNCellTwin(cell) for cell in eager.cells)
 

@@ -16,6 +16,8 @@ from torch.nn.utils import parametrizations
 from torch.nn.utils.rnn import PackedSequence
 
 from rlnorm.rnn.base import LSTMBase, State, cell_call, check_sizes, lstm_uniform_
+from rlnorm.rnn.scripting import ScriptableWNLSTM
+from rlnorm.torch_internals import VF
 
 __all__ = ["WNLSTM", "WNLSTMCell"]
 
@@ -27,7 +29,7 @@ __all__ = ["WNLSTM", "WNLSTMCell"]
 def _fused_lstm(
     seq: Tensor, state: State, weights: list[Tensor], bias: bool, layers: int, dropout: float, train: bool, bf: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
-    return torch._VF.lstm(seq, state, weights, bias, layers, dropout, train, False, bf)
+    return VF.lstm(seq, state, weights, bias, layers, dropout, train, False, bf)
 
 
 @torch.compiler.disable
@@ -41,7 +43,7 @@ def _fused_lstm_packed(
     dropout: float,
     train: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    return torch._VF.lstm(data, sizes, state, weights, bias, layers, dropout, train, False)
+    return VF.lstm(data, sizes, state, weights, bias, layers, dropout, train, False)
 
 
 class WNLSTMCell(nn.Module):
@@ -100,7 +102,7 @@ class WNLSTMCell(nn.Module):
         :return: the next ``(h, c)``
         """
         w_ih, w_hh, *b = self.flat_weights()
-        return cell_call(self, input, hx, lambda x, s: torch._VF.lstm_cell(x, s, w_ih, w_hh, *(b or (None, None))))
+        return cell_call(self, input, hx, lambda x, s: VF.lstm_cell(x, s, w_ih, w_hh, *(b or (None, None))))
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
@@ -190,8 +192,6 @@ class WNLSTM(LSTMBase):
         return own
 
     def _scriptable(self) -> nn.Module:
-        from rlnorm.rnn.scripting import ScriptableWNLSTM  # imports this module
-
         return ScriptableWNLSTM(self)
 
     def _flat_weights(self) -> list[Tensor]:
