@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
+from agents.pipeline import interrupt
 from agents.pipeline.checkpoints import checkpoint_steps
 from agents.pipeline.tb_layout import event_dir
 
@@ -73,3 +76,23 @@ def wait_for_checkpoint(proc: subprocess.Popen, run_dir: Path, steps: int, timeo
         assert proc.poll() is None, "training process exited early"
         assert time.monotonic() < deadline, f"no checkpoint at {steps} steps within {timeout} s"
         time.sleep(0.1)
+
+
+class AtRolloutEnd(BaseCallback):
+    """Calls ``action(model)`` at the end of each rollout once the run has ``steps`` steps."""
+
+    def __init__(self, steps: int, action: Callable[[BaseAlgorithm], None]) -> None:
+        super().__init__()
+        self.steps, self.action = steps, action
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.num_timesteps >= self.steps:
+            self.action(self.model)
+
+
+def stop_after(steps: int) -> AtRolloutEnd:
+    """Requests a stop (as a signal would) at the end of the rollout that reaches ``steps``."""
+    return AtRolloutEnd(steps, lambda _: interrupt.request_stop("test"))

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.commands import main
 from agents.config import load_config
@@ -19,37 +17,15 @@ from agents.pipeline.checkpoints import list_checkpoints
 from agents.pipeline.runs import RunSpec, grid
 from agents.pipeline.sweep import run_grid
 from agents.pipeline.train import train_run
-from tests._resume_helpers import ROLLOUT, SMOKE, tag_steps
+from tests._resume_helpers import ROLLOUT, SMOKE, stop_after, tag_steps
 
 TINY = ["norms=[none]", "eval.freq=0", "diagnostics.freq=0", "checkpoint_freq=1024"]
-
-
-class StopAfter(BaseCallback):
-    """Requests a stop (as a signal would) at the end of the rollout that reaches ``steps``."""
-
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.steps = steps
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        if self.num_timesteps >= self.steps:
-            interrupt.request_stop("test")
-
-
-@pytest.fixture(autouse=True)
-def no_stop_request() -> Iterator[None]:
-    interrupt.reset()
-    yield
-    interrupt.reset()
 
 
 def _interrupted_run(tmp_path: Path) -> Path:
     """A run stopped at step 1536, with checkpoints at 1024 (periodic) and 1536 (at the stop)."""
     spec = grid(load_config(SMOKE, [f"runs_dir={tmp_path}", *TINY, "total_timesteps=4096"]))[0]
-    result = train_run(spec, extra_callbacks=[StopAfter(1536)])
+    result = train_run(spec, extra_callbacks=[stop_after(1536)])
     interrupt.reset()
     assert result.status == "interrupted" and result.num_timesteps == 1536
     assert [c.steps for c in list_checkpoints(spec.run_dir)] == [1536, 1024]

@@ -6,13 +6,10 @@ at load; see the docs), so that is not asserted."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.util import tensor_util
 
@@ -21,30 +18,10 @@ from agents.pipeline import interrupt
 from agents.pipeline.runs import grid
 from agents.pipeline.tb_layout import event_dir
 from agents.pipeline.train import train_run
-from tests._resume_helpers import SMOKE, tb_steps
+from tests._resume_helpers import SMOKE, stop_after, tb_steps
 
 SETTINGS = ["norms=[none]", "total_timesteps=3072", "checkpoint_freq=512", "eval.freq=1024", "diagnostics.freq=512"]
 STOP = 1536
-
-
-class StopAfter(BaseCallback):
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.steps = steps
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        if self.num_timesteps >= self.steps:
-            interrupt.request_stop("test")
-
-
-@pytest.fixture(autouse=True)
-def no_stop_request() -> Iterator[None]:
-    interrupt.reset()
-    yield
-    interrupt.reset()
 
 
 def _values(run_dir: Path) -> dict[tuple[str, int], list[float]]:
@@ -64,7 +41,7 @@ def _weights(run_dir: Path) -> list[torch.Tensor]:
 
 def _resumed(tmp_path: Path, name: str) -> Path:
     spec = grid(load_config(SMOKE, [f"runs_dir={tmp_path / name}", *SETTINGS]))[0]
-    assert train_run(spec, progress_bar=False, extra_callbacks=[StopAfter(STOP)]).status == "interrupted"
+    assert train_run(spec, progress_bar=False, extra_callbacks=[stop_after(STOP)]).status == "interrupted"
     interrupt.reset()
     assert train_run(spec, progress_bar=False).status == "finished"
     return spec.run_dir

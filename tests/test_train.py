@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.base_class import BaseAlgorithm
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.commands import main
@@ -20,6 +20,7 @@ from agents.pipeline.checkpoints import CHECKPOINT_DIR, checkpoint_steps, load_c
 from agents.pipeline.runs import grid
 from agents.pipeline.tb_layout import event_dir
 from agents.pipeline.train import make_train_env, train_run
+from tests._resume_helpers import AtRolloutEnd
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMOKE = CONFIGS / "smoke.yaml"
@@ -125,20 +126,10 @@ def test_finished_run_is_skipped(trained: dict[str, Path]) -> None:
     )
 
 
-class _PoisonAfter(BaseCallback):
-    """Sets one policy weight to NaN at the end of the rollout that crosses ``steps``."""
-
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.steps = steps
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        if self.num_timesteps >= self.steps:
-            with torch.no_grad():
-                next(self.model.policy.parameters()).view(-1)[0] = float("nan")
+def poison_a_weight(model: BaseAlgorithm) -> None:
+    """Sets one policy weight to NaN."""
+    with torch.no_grad():
+        next(model.policy.parameters()).view(-1)[0] = float("nan")
 
 
 def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
@@ -146,7 +137,7 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
         SMOKE, [f"runs_dir={tmp_path}", "norms=[none]", "total_timesteps=4096", "checkpoint_freq=512", "eval.freq=0"]
     )
     spec = grid(config)[0]
-    result = train_run(spec, extra_callbacks=[_PoisonAfter(1536)])
+    result = train_run(spec, extra_callbacks=[AtRolloutEnd(1536, poison_a_weight)])
     assert result.status == "failed"
     assert json.loads((spec.run_dir / "failed.json").read_text())["message"] == result.message
     assert not (spec.run_dir / "final.json").exists()
