@@ -87,7 +87,7 @@ def test_unknown_norm_lists_allowed() -> None:
 @pytest.mark.parametrize(
     ("mutation", "field"),
     [
-        ({"algo": "SAC"}, "algo"),
+        ({"algo": "PPO2"}, "algo"),
         ({"seeds": [0, 0]}, "seeds[1]"),
         ({"seeds": []}, "seeds"),
         ({"device": "gpu"}, "device"),
