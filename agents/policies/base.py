@@ -49,6 +49,12 @@ class NormPolicyMixin:
     head_norm: str
     head_kwargs: dict[str, Any] | None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # a named class states its options once: what it fixes is also its default (default_norm, default_lstm...)
+        for option, value in cls.__dict__.get("fixed_options", {}).items():
+            setattr(cls, f"default_{option}", value)
+
     @classmethod
     def check_fixed_options(cls, **given: Any) -> None:
         """Raise ``ValueError`` when a given option contradicts the class's name.
@@ -176,7 +182,7 @@ def define_aliases(
                 doc = f"{description}, {network} networks, norm={norm!r} (:class:`{base.__name__}` by name)."
                 if norm == "in":
                     doc += " Instance norm is undefined on vectors: every fully connected layer uses layer norm."
-                attrs = {"default_norm": norm, "fixed_options": {"norm": norm}, "__doc__": doc}
+                attrs = {"fixed_options": {"norm": norm}, "__doc__": doc}
                 attrs.update(__module__=namespace["__name__"], __qualname__=name)
                 cls = type(name, (base,), attrs)
                 namespace[name] = cls

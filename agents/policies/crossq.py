@@ -109,8 +109,6 @@ class NormCrossQPolicy(NormOffPolicyMixin, CrossQPolicy):
 class WnBrnMlpPolicy(NormCrossQPolicy):
     """CrossQ's BatchRenorm layout with weight-normalized hidden layers (Palenicek et al., 2025)."""
 
-    default_norm = "wn"
-    default_batch_norm = True
     fixed_options: ClassVar[dict[str, Any]] = {"norm": "wn", "batch_norm": True}
 
 

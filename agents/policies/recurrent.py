@@ -240,72 +240,54 @@ class NormRecurrentActorCriticMultiInputPolicy(NormRecurrentActorCriticPolicy):
 class WnLstmPolicy(NormRecurrentActorCriticPolicy):
     """:class:`~rlnorm.rnn.WNLSTM` actor and critic, weight norm in the MLP heads."""
 
-    default_lstm = "wn"
-    default_norm = "wn"
     fixed_options: ClassVar[dict[str, Any]] = {"lstm": "wn", "norm": "wn"}
 
 
 class LnLstmPolicy(NormRecurrentActorCriticPolicy):
     """:class:`~rlnorm.rnn.LNLSTM` actor and critic, layer norm in the MLP heads."""
 
-    default_lstm = "ln"
-    default_norm = "ln"
     fixed_options: ClassVar[dict[str, Any]] = {"lstm": "ln", "norm": "ln"}
 
 
 class BnLstmPolicy(NormRecurrentActorCriticPolicy):
     """The batch-norm baseline: ``nn.LSTM`` actor and critic, batch norm in the MLP heads."""
 
-    default_lstm = "none"
-    default_norm = "bn"
     fixed_options: ClassVar[dict[str, Any]] = {"lstm": "none", "norm": "bn"}
 
 
 class WnCnnLstmPolicy(NormRecurrentActorCriticCnnPolicy):
     """Weight-normalized CNN, :class:`~rlnorm.rnn.WNLSTM` actor and critic."""
 
-    default_lstm = "wn"
-    default_norm = "wn"
     fixed_options: ClassVar[dict[str, Any]] = {"lstm": "wn", "norm": "wn"}
 
 
 class LnCnnLstmPolicy(NormRecurrentActorCriticCnnPolicy):
     """Layer-normalized CNN, :class:`~rlnorm.rnn.LNLSTM` actor and critic."""
 
-    default_lstm = "ln"
-    default_norm = "ln"
     fixed_options: ClassVar[dict[str, Any]] = {"lstm": "ln", "norm": "ln"}
 
 
 class BnCnnLstmPolicy(NormRecurrentActorCriticCnnPolicy):
     """The batch-norm baseline: batch-normalized CNN, ``nn.LSTM`` actor and critic."""
 
-    default_lstm = "none"
-    default_norm = "bn"
     fixed_options: ClassVar[dict[str, Any]] = {"lstm": "none", "norm": "bn"}
 
 
 class WnMultiInputLstmPolicy(NormRecurrentActorCriticMultiInputPolicy):
     """``Dict`` observations: weight-normalized extractor, :class:`~rlnorm.rnn.WNLSTM` actor and critic."""
 
-    default_lstm = "wn"
-    default_norm = "wn"
     fixed_options: ClassVar[dict[str, Any]] = {"lstm": "wn", "norm": "wn"}
 
 
 class LnMultiInputLstmPolicy(NormRecurrentActorCriticMultiInputPolicy):
     """``Dict`` observations: layer-normalized extractor, :class:`~rlnorm.rnn.LNLSTM` actor and critic."""
 
-    default_lstm = "ln"
-    default_norm = "ln"
     fixed_options: ClassVar[dict[str, Any]] = {"lstm": "ln", "norm": "ln"}
 
 
 class BnMultiInputLstmPolicy(NormRecurrentActorCriticMultiInputPolicy):
     """``Dict`` observations, the batch-norm baseline: batch-normalized extractor, ``nn.LSTM``."""
 
-    default_lstm = "none"
-    default_norm = "bn"
     fixed_options: ClassVar[dict[str, Any]] = {"lstm": "none", "norm": "bn"}
 
 
