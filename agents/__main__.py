@@ -28,6 +28,7 @@ STUDIES: dict[str, str] = {
     "bn-modes": "agents.studies.bn_modes",
     "exploration": "agents.studies.exploration",
     "minibatch": "agents.studies.minibatch",
+    "offpolicy": "agents.studies.offpolicy",
     "pixelcnn": "agents.studies.pixelcnn",
 }
 
