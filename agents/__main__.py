@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 #: ``study NAME`` -> module of that experiment
 STUDIES: dict[str, str] = {
+    "aggregate": "agents.studies.aggregate",
     "batch-dependence": "agents.studies.batch_dependence",
     "bn-modes": "agents.studies.bn_modes",
     "exploration": "agents.studies.exploration",
