@@ -15,14 +15,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
 import agents  # noqa: F401  (registers the policy names)
-from agents.studies.offpolicy import (
-    ActorInMode,
-    arm_name,
-    batch_statistics,
-    critic_mode_gap,
-    difference_interval,
-    main,
-)
+from agents.studies.offpolicy import arm_name, difference_interval, main
+from agents.studies.offpolicy_gap import ActorInMode, batch_statistics, critic_mode_gap
 
 ROOT = Path(__file__).resolve().parents[1]
 
