@@ -59,7 +59,7 @@ def wall_times(experiment_dirs: Sequence[Path]) -> dict[str, float]:
     """Wall time in seconds of every finished run (``final.json``), keyed ``<experiment>/<run>``."""
     times = {}
     for exp in experiment_dirs:
-        for run_dir in find_runs(exp):
+        for run_dir in find_runs(exp) if exp.is_dir() else []:
             final = run_dir / "final.json"
             if final.exists():
                 times[f"{exp.name}/{run_dir.relative_to(exp)}"] = float(json.loads(final.read_text())["wall_time_s"])
@@ -80,6 +80,8 @@ def load_arms(experiment_dirs: Sequence[Path]) -> tuple[pd.DataFrame, list[str]]
     """
     frames, arms = [], []
     for exp in experiment_dirs:
+        if not exp.is_dir() or not find_runs(exp):
+            continue
         scalars = load_scalars(exp)
         scalars = scalars[scalars.status == "finished"]
         if scalars.empty:
@@ -192,7 +194,7 @@ def measure_gaps(
 
     rows = []
     for exp in experiment_dirs:
-        for run_dir in find_runs(exp):
+        for run_dir in find_runs(exp) if exp.is_dir() else []:
             model_file = run_dir / "final_model.zip"
             if not model_file.exists():
                 continue
