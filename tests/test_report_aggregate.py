@@ -194,7 +194,7 @@ def test_report_files(report: Path) -> None:
         "aggregates.png",
         "performance_profile.png",
         "improvement.png",
-        "noise_gaussian.png",
+        "noise_robustness_gaussian.png",
         "improvement_noise_gaussian.png",
         "bn_mode_gap.png",
     }
@@ -220,6 +220,10 @@ def test_arms_on_fewer_games_get_their_own_section(experiment: Path, reference_d
     assert "arms run on all 2 games" in md and "every arm, on the games all arms share (Breakout)" in md
     assert "trims nothing" in md  # wn-noinit has 2 runs per game: the interval is labelled for what it is
     assert (tmp_path / "out" / "aggregates_2.png").exists()
+    (tmp_path / "out" / "learning_curves.png").write_bytes(b"not ours")  # e.g. a compare report in the same folder
+    aggregate([experiment], tmp_path / "out", reference_dir=reference_dir, reps=50)
+    assert not (tmp_path / "out" / "aggregates_2.png").exists()  # stale: this report has one section
+    assert (tmp_path / "out" / "learning_curves.png").exists()
 
 
 def test_interval_label_names_small_samples() -> None:

@@ -52,6 +52,14 @@ from agents.report.tables import md_table, ordered
 
 UNFINISHED_MARK = "†"
 PROFILE_POINTS = 101
+#: the figures this report writes (and removes before writing, so none is left from an earlier report)
+FIGURE_PATTERNS = (
+    "aggregates*.png",
+    "performance_profile*.png",
+    "improvement*.png",
+    "noise_robustness_*.png",
+    "bn_mode_gap.png",
+)
 
 
 def _slug(text: str) -> str:
@@ -205,7 +213,7 @@ def _noise_section(table: pd.DataFrame, section: Section, out: Path, reps: int) 
                 curves.setdefault(arm, {})[level] = interval
         if not curves:
             continue
-        name = f"noise_{_slug(kind)}.png"
+        name = f"noise_robustness_{_slug(kind)}.png"
         figures[name] = plot_noise_robustness(curves, kind, out / name)
         md += [
             "",
@@ -286,8 +294,9 @@ def aggregate(
     """
     out, reference_dir = Path(out), Path(reference_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("*.png"):
-        stale.unlink()  # figures of an earlier report (another set of arms or noise kinds) would contradict this one
+    for pattern in FIGURE_PATTERNS:  # an earlier report's figures (other arms, noise kinds) would contradict this one
+        for stale in out.glob(pattern):
+            stale.unlink()
     finals, states = load_finals(run_dirs, include_unfinished)
     if finals.empty:
         raise ValueError("no finished run with an evaluation return under " + ", ".join(map(str, run_dirs)))

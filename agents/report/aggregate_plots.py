@@ -45,17 +45,18 @@ def plot_aggregates(intervals: Mapping[str, Mapping[str, Interval]], arms: Seque
     arms = [a for a in arms if a in intervals]
     points = {a: np.array([intervals[a][m].value for m in METRICS]) for a in arms}
     cis = {a: np.array([[intervals[a][m].low for m in METRICS], [intervals[a][m].high for m in METRICS]]) for a in arms}
-    fig, _ = plot_utils.plot_interval_estimates(
+    fig, axes = plot_utils.plot_interval_estimates(
         points,
         cis,
         metric_names=list(METRICS),
         algorithms=arms,
         colors=arm_colors(arms),
-        xlabel="normalized score",
+        xlabel="",
         subfigure_width=3.2,
         row_height=0.5,
-        xlabel_y_coordinate=-0.45 / max(1, len(arms)) - 0.1,
     )
+    for ax in np.atleast_1d(axes):  # rliable's own label sits at a fixed figure height, over the ticks of few rows
+        ax.set_xlabel("normalized score", fontsize="large")
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
