@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
+from agents.config.arms import arm_name, check_arm_policy_kwargs, check_policy_kwargs, parse_arms
 from agents.config.schema import (
-    ACTIVATIONS,
     ALGOS,
     BATCH_STAT_NORMS,
     LAYER_NORMS,
@@ -35,6 +35,7 @@ from agents.config.schema import (
     NoiseSpec,
     SweepConfig,
     TrainConfig,
+    arm_norms,
     plain_data,
 )
 from agents.config.yaml_io import load_yaml, parse_override
@@ -84,13 +85,19 @@ def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
 
 def _parse_experiment(data: Any) -> ExperimentConfig:
     data = check_mapping(data, "<top level>")
-    _section_keys(data, ExperimentConfig, "")
+    # `norms` may be left out (or empty) when `arms` names the arms
+    check_keys(data, "", [f.name for f in dataclasses.fields(ExperimentConfig)], required=_required_top_keys(data))
 
     experiment = check_str(data["experiment"], "experiment")
     if not _NAME_RE.match(experiment):
         raise ConfigError("", "experiment", f"use letters, digits, '_', '-', '.' only; got {experiment!r}")
     algo = check_choice(data["algo"], "algo", ALGOS)
-    norms = _unique_list(data["norms"], "norms", lambda v, path: check_choice(v, path, LAYER_NORMS))
+    raw_arms = data.get("arms") or {}
+    if raw_arms and not data.get("norms"):
+        norms: tuple[str, ...] = ()
+    else:
+        norms = _unique_list(data["norms"], "norms", lambda v, path: check_choice(v, path, LAYER_NORMS))
+    arms = parse_arms(raw_arms, norms)
     env_ids = _unique_list(data["envs"], "envs", check_str)
     seeds = _unique_list(data["seeds"], "seeds", lambda v, path: check_int(v, path, 0))
     train = _parse_train(data["train"])
@@ -98,7 +105,9 @@ def _parse_experiment(data: Any) -> ExperimentConfig:
     device = check_device(data.get("device", "auto"), "device")
     hyperparams = _parse_hyperparams(data.get("hyperparams", {}) or {}, algo, env_ids)
     policy_kwargs = dict(check_mapping(data.get("policy_kwargs", {}) or {}, "policy_kwargs"))
-    _check_policy_kwargs(policy_kwargs, "policy_kwargs")
+    check_policy_kwargs(policy_kwargs, "policy_kwargs")
+    labels = arm_norms(norms, arms)
+    check_arm_policy_kwargs(labels, arms, policy_kwargs, hyperparams, env_ids)
     env_options = dict(check_mapping(data.get("env_options", {}) or {}, "env_options"))
     for key in ("env_id", "n_envs", "seed"):
         if key in env_options:
@@ -110,12 +119,12 @@ def _parse_experiment(data: Any) -> ExperimentConfig:
     reports_dir = check_str(data.get("reports_dir", "reports"), "reports_dir")
 
     eval_config = _parse_eval(data.get("eval", {}) or {})
-    batch_norms = [n for n in norms if n in BATCH_STAT_NORMS]
-    if eval_config.bn_modes and batch_norms and eval_config.n_envs < 2:
+    batch_arms = [arm_name(label, norm) for label, norm in labels.items() if norm in BATCH_STAT_NORMS]
+    if eval_config.bn_modes and batch_arms and eval_config.n_envs < 2:
         raise ConfigError(
             "",
             "eval.n_envs",
-            f"must be >= 2 to evaluate {', '.join(batch_norms)} in train mode (eval.bn_modes: true); "
+            f"must be >= 2 to evaluate {', '.join(batch_arms)} in train mode (eval.bn_modes: true); "
             f"got {eval_config.n_envs}",
         )
 
@@ -137,7 +146,16 @@ def _parse_experiment(data: Any) -> ExperimentConfig:
         exploration=exploration,
         runs_dir=runs_dir,
         reports_dir=reports_dir,
+        arms=arms,
     )
+
+
+def _required_top_keys(data: Mapping[str, Any]) -> list[str]:
+    """The required top-level keys: the fields of :class:`ExperimentConfig` without a default, less ``norms``
+    when ``arms`` is given."""
+    fields = dataclasses.fields(ExperimentConfig)
+    required = [f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    return [key for key in required if not (key == "norms" and data.get("arms"))]
 
 
 def _unique_list(value: Any, path: str, check: Any) -> tuple[Any, ...]:
@@ -241,7 +259,7 @@ def _parse_hyperparams(data: Any, algo: str, env_ids: tuple[str, ...]) -> dict[s
             if key == "n_envs":
                 params[key] = check_int(value, path, 1)
             elif key == "policy_kwargs":
-                _check_policy_kwargs(check_mapping(value, path), path)
+                check_policy_kwargs(check_mapping(value, path), path)
             elif isinstance(value, str) and key in ("learning_rate", "clip_range", "clip_range_vf"):
                 parse_schedule(value, lambda problem, path=path: ConfigError("", path, problem))
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -252,13 +270,6 @@ def _parse_hyperparams(data: Any, algo: str, env_ids: tuple[str, ...]) -> dict[s
                     params[key] = int(value) if value.is_integer() else value
         out[block] = params
     return out
-
-
-def _check_policy_kwargs(kwargs: Mapping[str, Any], path: str) -> None:
-    if "norm" in kwargs:
-        raise ConfigError("", f"{path}.norm", "set by the 'norms' list; remove it here")
-    if "activation_fn" in kwargs:
-        check_choice(kwargs["activation_fn"], f"{path}.activation_fn", ACTIVATIONS)
 
 
 def parse_schedule(value: str, fail: Any = None) -> float:

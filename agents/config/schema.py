@@ -12,7 +12,10 @@ Layout of a config (see ``configs/default.yaml``)::
 
     experiment: minatar_norms        # runs/<experiment>/, reports/<experiment>/
     algo: PPO                        # any of ALGOS: PPO, A2C, DQN, SAC, RecurrentPPO, CrossQ, ...
-    norms: [none, bn, wn, ln]        # one arm per norm, all with the same architecture
+    norms: [none, bn, ln]            # one arm per norm, all with the same architecture, labelled by the norm
+    arms:                            # optional: arms that are a norm plus policy kwargs, labelled as written
+      wn: {norm: wn, policy_kwargs: {wn_data_init: true}}
+      wn-noinit: {norm: wn}
     envs: [MinAtar/Breakout-v1]
     seeds: [0, 1]
     train: {total_timesteps: 200000, n_envs: 8, checkpoint_freq: 50000}
@@ -44,12 +47,15 @@ SWEEP_BACKENDS = ("local", "ray")
 NOISE_KINDS: tuple[str, ...] = tuple(NOISE_KIND_OPTIONS)
 #: norms whose train mode normalizes with the statistics of the batch (a batch of one fails)
 BATCH_STAT_NORMS: tuple[str, ...] = norm_names("layer", needs_batch_gt1=True)
+#: what an arm label may be made of (it names the run folders ``<algo>-<label>-s<seed>``)
+ARM_LABEL_PATTERN = r"^[A-Za-z0-9_.+\-]+$"
 #: hyperparameters the training entry point sets itself
 RESERVED_HYPERPARAMS = ("policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model")
 
 __all__ = [
     "ACTIVATIONS",
     "ALGOS",
+    "ARM_LABEL_PATTERN",
     "BATCH_STAT_NORMS",
     "LAYER_NORMS",
     "NETWORKS",
@@ -57,6 +63,7 @@ __all__ = [
     "NOISE_KIND_OPTIONS",
     "RESERVED_HYPERPARAMS",
     "SWEEP_BACKENDS",
+    "ArmConfig",
     "ConfigError",
     "DiagnosticsConfig",
     "EvalConfig",
@@ -64,6 +71,7 @@ __all__ = [
     "NoiseSpec",
     "SweepConfig",
     "TrainConfig",
+    "arm_norms",
     "plain_data",
 ]
 
@@ -79,6 +87,19 @@ class NoiseSpec:
 
     kind: str
     levels: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    """One arm of the grid defined under ``arms:``: a norm and the policy arguments that set the arm apart.
+
+    :param norm: one of :data:`LAYER_NORMS`, the norm the arm's policy is built with
+    :param policy_kwargs: policy arguments of this arm only (e.g. ``{wn_data_init: true}``), on top of the
+        config-wide ``policy_kwargs``; a key may be set here or config-wide, not both
+    """
+
+    norm: str
+    policy_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,7 +177,11 @@ class ExperimentConfig:
         ``<reports_dir>/<experiment>/``
     :param algo: one of :data:`ALGOS`
     :param norms: norms compared, each from :data:`LAYER_NORMS` (``none`` = same architecture
-        without normalization)
+        without normalization); each is an arm labelled by its name. May be empty when :attr:`arms` is not
+    :param arms: further arms, label -> :class:`ArmConfig` (a norm plus per-arm policy kwargs), e.g. WN with and
+        without its data-dependent init; the label names the run folders and the reports' ``norm`` column.
+        Labels match :data:`ARM_LABEL_PATTERN`, differ from every entry of :attr:`norms`, and a label that is a
+        norm's name has that norm
     :param envs: environment ids accepted by ``envs.make_env``
     :param seeds: one run per seed for each (env, norm)
     :param train: see :class:`TrainConfig`
@@ -192,6 +217,20 @@ class ExperimentConfig:
     exploration: Mapping[str, Any] | None = None
     runs_dir: str = "runs"
     reports_dir: str = "reports"
+    arms: Mapping[str, ArmConfig] = field(default_factory=dict)
+
+    @property
+    def arm_norms(self) -> dict[str, str]:
+        """Every arm of the grid, label -> norm (:func:`arm_norms`)."""
+        return arm_norms(self.norms, self.arms)
+
+    def arm_policy_kwargs(self, label: str) -> dict[str, Any]:
+        """The policy kwargs that set arm ``label`` apart (empty for an entry of :attr:`norms`).
+
+        :param label: a key of :attr:`arm_norms`
+        """
+        arm = self.arms.get(label)
+        return dict(arm.policy_kwargs) if arm is not None else {}
 
     def env_hyperparams(self, env_id: str) -> dict[str, Any]:
         """Algorithm arguments for one env: ``hyperparams.default`` updated by ``hyperparams[env_id]``.
@@ -216,8 +255,30 @@ class ExperimentConfig:
         return self.train.n_envs
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved config as plain YAML-able data (tuples become lists)."""
-        return plain_data(dataclasses.asdict(self))
+        """The resolved config as plain YAML-able data (tuples become lists), ``arms`` right after ``norms``.
+
+        A config without ``arms`` gives no ``arms`` entry, so it reads as it did before arms existed.
+        """
+        doc = plain_data(dataclasses.asdict(self))
+        arms = doc.pop("arms")
+        if not arms:
+            return doc
+        out: dict[str, Any] = {}
+        for key, value in doc.items():
+            out[key] = value
+            if key == "norms":
+                out["arms"] = arms
+        return out
+
+
+def arm_norms(norms: tuple[str, ...], arms: Mapping[str, ArmConfig]) -> dict[str, str]:
+    """Every arm of a grid, label -> norm: the entries of ``norms`` (labelled by their name), then ``arms`` in the
+    order written.
+
+    :param norms: :attr:`ExperimentConfig.norms`
+    :param arms: :attr:`ExperimentConfig.arms`
+    """
+    return {**{norm: norm for norm in norms}, **{label: arm.norm for label, arm in arms.items()}}
 
 
 def plain_data(value: Any) -> Any:

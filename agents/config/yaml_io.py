@@ -15,11 +15,31 @@ from rlnorm.validation import ConfigError
 
 
 class _YamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader reading ``1e4`` and ``1.5e3`` as floats (YAML 1.2), not strings.
+    """PyYAML's safe loader reading ``1e4`` and ``1.5e3`` as floats (YAML 1.2), not strings, and refusing a key
+    written twice in one mapping.
 
     YAML 1.1 wants a dot and a signed exponent (``1.0e+4``), so the way counts and rates are usually
-    written would reach the validators as strings.
+    written would reach the validators as strings. PyYAML keeps the last of two equal keys without a word, so a
+    label reused under ``arms:`` (or a hyperparameter set twice) would silently drop the first.
     """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden here
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    repeated = key in seen
+                except TypeError:  # an unhashable key: SafeConstructor reports it
+                    continue
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark, f"key {key!r} written twice", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _YamlLoader.add_implicit_resolver(

@@ -37,8 +37,9 @@ RESUMABLE_KEYS = (
     "runs_dir",
     "reports_dir",
 )
-#: the grid around a run, not settings of it (the run's own env, norm and seed are its directory)
-GRID_KEYS = ("envs", "norms", "seeds")
+#: the grid around a run, not settings of it (the run's own env, arm and seed are its directory; what its arm
+#: sets, the norm and the arm's policy kwargs, is compared by :func:`run_settings`)
+GRID_KEYS = ("envs", "norms", "seeds", "arms")
 
 
 class _Unset:
@@ -65,15 +66,22 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def run_settings(doc: Mapping[str, Any], env_id: str) -> dict[str, Any]:
+def run_settings(doc: Mapping[str, Any], env_id: str, arm: str | None = None) -> dict[str, Any]:
     """What one run of a config document trains with, as dotted keys: the config without its ``run`` entry and
     :data:`GRID_KEYS`, with ``hyperparams`` merged for ``env_id`` (so another env's block does not count) and
-    the effective ``train.n_envs``.
+    the effective ``train.n_envs``; for ``arm``, also its ``norm`` and its policy kwargs merged into
+    ``policy_kwargs`` (another arm's definition does not count).
 
     :param doc: a config as plain data (``ExperimentConfig.to_dict()`` or a run's ``config.yaml``)
     :param env_id: the run's env
+    :param arm: the run's arm label (:attr:`RunSpec.label`); ``None`` leaves the arm out
     """
+    arm_doc = ((doc.get("arms") or {}).get(arm) or {}) if arm is not None else {}
     doc = {k: v for k, v in doc.items() if k != "run" and k not in GRID_KEYS}
+    if arm is not None:
+        # an arm of `norms` is labelled by its norm; one of `arms` names its own
+        doc["norm"] = arm_doc.get("norm", arm)
+        doc["policy_kwargs"] = {**(doc.get("policy_kwargs") or {}), **(arm_doc.get("policy_kwargs") or {})}
     blocks = doc.pop("hyperparams", None) or {}
     merged = {**(blocks.get("default") or {}), **(blocks.get(env_id) or {})}
     train = dict(doc.get("train") or {})
@@ -112,8 +120,8 @@ def config_changes(spec: RunSpec) -> dict[str, tuple[Any, Any]]:
     recorded = recorded_config(spec.run_dir)
     if recorded is None:
         return {}
-    old = run_settings(recorded, spec.env_id)
-    new = run_settings(spec.config.to_dict(), spec.env_id)
+    old = run_settings(recorded, spec.env_id, spec.label)
+    new = run_settings(spec.config.to_dict(), spec.env_id, spec.label)
     changes = {}
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key, UNSET), new.get(key, UNSET)

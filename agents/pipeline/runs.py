@@ -1,9 +1,10 @@
 """What one run of a grid is, where it lives on disk, and how it ended.
 
-One *run* is one (env, norm, seed) of a config. It writes to
-``<runs_dir>/<experiment>/<env>/<algo>-<norm>-s<seed>/``::
+One *run* is one (env, arm, seed) of a config; an arm is a norm of the config's ``norms`` (labelled by its name) or
+an entry of its ``arms`` (a norm plus policy kwargs, under its own label). It writes to
+``<runs_dir>/<experiment>/<env>/<algo>-<label>-s<seed>/``::
 
-    config.yaml        the resolved config the run trains with, plus its env/norm/seed/policy
+    config.yaml        the resolved config the run trains with, plus its env/norm/arm/seed/policy
     history.jsonl      one line per start, resume, interruption, failure and finish (:mod:`~.resume`)
     events.out.tfevents.*  TensorBoard events (SB3's rollout/, train/, time/ and ours: norm/, eval/, by_env/), in
                        the run directory so TensorBoard names the run like the grid (runs of rlnorm 0.1/0.2: tb/)
@@ -40,23 +41,41 @@ class RunSpec:
 
     :param config: the experiment
     :param env_id: the env
-    :param norm: the norm of this arm
+    :param norm: the norm of this arm (the real one the policy is built with)
     :param seed: the seed
+    :param arm: the label of an arm of ``config.arms``; empty for an arm of ``config.norms`` (labelled by its norm)
     """
 
     config: ExperimentConfig
     env_id: str
     norm: str
     seed: int
+    arm: str = ""
+
+    def __post_init__(self) -> None:
+        if self.arm and self.config.arm_norms.get(self.arm) != self.norm:
+            raise ValueError(
+                f"arm {self.arm!r} with norm {self.norm!r} is not an arm of the config: {self.config.arm_norms}"
+            )
+
+    @property
+    def label(self) -> str:
+        """The arm's label: :attr:`arm`, else the norm. It names the run folder and the reports' ``norm`` column."""
+        return self.arm or self.norm
+
+    @property
+    def arm_policy_kwargs(self) -> dict[str, Any]:
+        """The policy kwargs of this arm on top of the config-wide ones (empty for an arm of ``config.norms``)."""
+        return self.config.arm_policy_kwargs(self.arm) if self.arm else {}
 
     @property
     def name(self) -> str:
-        """``<algo>-<norm>-s<seed>`` (the policy class is the same for every norm, see :mod:`agents.policies.algos`)."""
-        return f"{self.config.algo}-{self.norm}-s{self.seed}"
+        """``<algo>-<label>-s<seed>`` (the policy class is the same for every norm: :mod:`agents.policies.algos`)."""
+        return f"{self.config.algo}-{self.label}-s{self.seed}"
 
     @property
     def run_dir(self) -> Path:
-        """``<runs_dir>/<experiment>/<env>/<algo>-<norm>-s<seed>``."""
+        """``<runs_dir>/<experiment>/<env>/<algo>-<label>-s<seed>``."""
         return experiment_dir(self.config) / env_slug(self.env_id) / self.name
 
 
@@ -85,12 +104,17 @@ def experiment_dir(config: ExperimentConfig) -> Path:
 
 
 def grid(config: ExperimentConfig) -> list[RunSpec]:
-    """Every run of a config: envs x norms x seeds, seeds innermost so early results cover all arms.
+    """Every run of a config: envs x arms x seeds (the arms: ``norms``, then ``arms``), seeds outermost so early
+    results cover all arms.
 
     :param config: the experiment
     """
+    arms = [(norm, "") for norm in config.norms] + [(arm.norm, label) for label, arm in config.arms.items()]
     return [
-        RunSpec(config, env_id, norm, seed) for seed in config.seeds for env_id in config.envs for norm in config.norms
+        RunSpec(config, env_id, norm, seed, arm)
+        for seed in config.seeds
+        for env_id in config.envs
+        for norm, arm in arms
     ]
 
 

@@ -53,7 +53,8 @@ def algo_kwargs(spec: RunSpec, policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     for key in ("learning_rate", "clip_range", "clip_range_vf"):
         if isinstance(kwargs.get(key), str):
             kwargs[key] = LinearSchedule(parse_schedule(kwargs[key]), 0.0, 1.0)
-    merged = {**spec.config.policy_kwargs, **extra_policy_kwargs, **policy_kwargs}
+    # the loader refuses a key set both per arm and config-wide, so only the norm (from policy_for) overrides
+    merged = {**spec.config.policy_kwargs, **extra_policy_kwargs, **spec.arm_policy_kwargs, **policy_kwargs}
     if isinstance(merged.get("activation_fn"), str):  # the loader checked the name
         merged["activation_fn"] = ACTIVATIONS[merged["activation_fn"]]
     kwargs["policy_kwargs"] = merged
@@ -206,6 +207,7 @@ def train_run(
         tmp_config,
         env=spec.env_id,
         norm=spec.norm,
+        arm=spec.label,
         seed=spec.seed,
         network=network,
         policy=f"{policy_cls.__module__}.{policy_cls.__qualname__}",
@@ -228,6 +230,8 @@ def train_run(
     diagnostics = NormDiagnosticsCallback(config.diagnostics.freq)
     guard = NonFiniteGuardCallback()
     hparams = {"norm": spec.norm, "algo": config.algo, "env": spec.env_id, "seed": spec.seed, "network": network}
+    if spec.arm:
+        hparams["arm"] = spec.arm
     callbacks: list[BaseCallback] = [
         guard,
         HParamsCallback(spec.env_id, hparams, record_hparams=resume_from is None),

@@ -49,7 +49,10 @@ def load_scalars(experiment_dir: str | Path) -> pd.DataFrame:
     """Every scalar of every run, with the run's identity and status (:func:`run_states`).
 
     :param experiment_dir: ``runs/<experiment>``
-    :return: columns ``run, env, norm, seed, algo, status, tag, step, value``
+    :return: columns ``run, env, norm, seed, algo, status, tag, step, value``; ``norm`` is the run's arm label
+        (``run.arm`` of its ``config.yaml``: the norm's name for an arm of the config's ``norms``, the label for
+        one of its ``arms``, e.g. ``wn-noinit``; runs written before arms existed: ``run.norm``), so reports
+        group and list arms, not the norms they are built with
     """
     from tbparse import SummaryReader
 
@@ -63,7 +66,7 @@ def load_scalars(experiment_dir: str | Path) -> pd.DataFrame:
         scalars = scalars.assign(
             run=str(run_dir.relative_to(experiment_dir)),
             env=run["env"],
-            norm=run["norm"],
+            norm=run.get("arm", run["norm"]),
             seed=int(run["seed"]),
             algo=info["algo"],
             status=run_state(run_dir).status,

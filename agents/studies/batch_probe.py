@@ -36,9 +36,10 @@ class TrainedRun:
     :param run_dir: ``runs/<experiment>/<env>/<run>``
     :param algo: the SB3 algorithm name (``PPO``, ``A2C``, ``DQN``)
     :param env_id: the env it was trained on
-    :param norm: its norm
+    :param norm: its norm (the one its policy is built with)
     :param seed: its seed
     :param env_options: the ``envs.make_env`` options of its config (noise options are dropped)
+    :param arm: its arm label (``run.arm`` of its ``config.yaml``; the norm for runs written before arms existed)
     """
 
     run_dir: Path
@@ -47,6 +48,11 @@ class TrainedRun:
     norm: str
     seed: int
     env_options: dict
+    arm: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.arm:
+            object.__setattr__(self, "arm", self.norm)
 
     @property
     def name(self) -> str:
@@ -71,7 +77,11 @@ def find_trained_runs(experiment_dir: str | Path) -> list[TrainedRun]:
             continue
         run = info["run"]
         options = {k: v for k, v in (info.get("env_options") or {}).items() if k not in NOISE_OPTIONS}
-        runs.append(TrainedRun(run_dir, info["algo"], run["env"], run["norm"], int(run["seed"]), options))
+        runs.append(
+            TrainedRun(
+                run_dir, info["algo"], run["env"], run["norm"], int(run["seed"]), options, run.get("arm", run["norm"])
+            )
+        )
     return runs
 
 
