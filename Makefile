@@ -9,6 +9,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 RUNS ?= runs
+# the experiment folders `make study-aggregate` reads
+AGGREGATE_RUNS ?= runs/study_minatar
 PORT ?= 6006
 # TensorBoard listens on this machine only. HOST=0.0.0.0 serves every run on every interface to anyone who can
 # reach the port (TensorBoard has no login and no encryption): prefer `ssh -L 6006:127.0.0.1:6006 <host>`.
@@ -19,7 +21,8 @@ PYTEST_ARGS ?=
 
 .PHONY: install test test-all lint format train train-atari train-recurrent train-pixelcnn pixelcnn-data \
         sweep compare tensorboard bench clean \
-        study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration study-offpolicy
+        study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration study-offpolicy \
+        study-minatar study-minatar-wn-parts study-minatar-calibration study-aggregate study-random-scores
 
 install: $(STAMP)
 
@@ -96,6 +99,28 @@ study-offpolicy: install
 	$(PY) -m pip install -q -e ".[mujoco]"
 	$(PY) -m agents train configs/study_offpolicy_hopper.yaml $(ARGS)
 	$(PY) -m agents train configs/study_offpolicy_hopper_crossq.yaml $(ARGS)
+
+# MinAtar study (issue 19): PPO, 5 games x none/bn/wn(data init)/ln x 5 seeds, 250k steps: ~120 core-min idle
+study-minatar: install
+	$(PY) -m agents train configs/study_minatar.yaml $(ARGS)
+	$(PY) -m agents study bn-modes runs/study_minatar
+
+# WN's parts (wn-noinit, wn+mobn) on Breakout and SpaceInvaders, same runs folder (~21 core-min): after study-minatar,
+# never beside it (they share run folders)
+study-minatar-wn-parts: install
+	$(PY) -m agents train configs/study_minatar_wn_parts.yaml $(ARGS)
+
+# Plain-network calibration: PPO on MinAtar Breakout to 5M steps, 2 seeds: ~17 min on 2 cores
+study-minatar-calibration: install
+	$(PY) -m agents train configs/study_minatar_calibration.yaml $(ARGS)
+
+# Cross-game rliable report of the MinAtar grid; AGGREGATE_RUNS= its experiment folders
+study-aggregate: install
+	$(PY) -m agents study aggregate $(AGGREGATE_RUNS) --out reports/study_minatar_aggregate $(ARGS)
+
+# Re-measure the random-policy scores the aggregate normalizes with (~80 s)
+study-random-scores: install
+	$(PY) -m agents study aggregate --measure-random
 
 study-exploration: install
 	$(PY) -m agents study exploration configs/study_exploration.yaml $(ARGS)

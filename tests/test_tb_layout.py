@@ -22,10 +22,14 @@ from agents.pipeline.tb_means import write_norm_means
 TAG = "by_env/CartPole-v1/return_clean"
 
 
-def _run(experiment: Path, norm: str, seed: int, values: dict[int, float], legacy: bool = False) -> Path:
-    run_dir = experiment / "CartPole-v1" / f"PPO-{norm}-s{seed}"
+def _run(
+    experiment: Path, norm: str, seed: int, values: dict[int, float], legacy: bool = False, arm: str | None = None
+) -> Path:
+    run_dir = experiment / "CartPole-v1" / f"PPO-{arm or norm}-s{seed}"
     run_dir.mkdir(parents=True)
     info = {"algo": "PPO", "run": {"env": "CartPole-v1", "norm": norm, "seed": seed}}
+    if arm is not None:
+        info["run"]["arm"] = arm
     (run_dir / "config.yaml").write_text(yaml.safe_dump(info))
     writer = SummaryWriter(str(run_dir / "tb" if legacy else run_dir))
     for step, value in values.items():
@@ -59,6 +63,17 @@ def test_mean_run_per_norm_averages_seeds_at_common_steps(tmp_path: Path) -> Non
     assert acc.Tags()["scalars"] == [TAG]  # only the comparison charts' tags
     assert [(e.step, e.value) for e in acc.Scalars(TAG)] == [(100, 2.0), (200, 4.0)]
     assert len(write_norm_means(experiment)) == 2  # rewritten, never averaged with itself
+
+
+def test_mean_run_per_arm_keeps_arms_of_one_norm_apart(tmp_path: Path) -> None:
+    experiment = tmp_path / "runs" / "exp"
+    _run(experiment, "wn", 0, {100: 1.0}, arm="wn")
+    _run(experiment, "wn", 0, {100: 9.0}, arm="wn-noinit")
+    written = write_norm_means(tmp_path / "runs")
+    assert sorted(p.name for p in written) == ["PPO-wn", "PPO-wn-noinit"]
+    acc = EventAccumulator(str(experiment / MEAN_DIR / "CartPole-v1" / "PPO-wn-noinit"))
+    acc.Reload()
+    assert [e.value for e in acc.Scalars(TAG)] == [9.0]
 
 
 def test_url_and_norm_colour_regex() -> None:

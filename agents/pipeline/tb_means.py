@@ -35,7 +35,9 @@ def _runs_by_norm(root: Path) -> dict[GroupKey, list[Path]]:
         run = info.get("run") or {}
         if "norm" not in run or "algo" not in info:
             continue  # not a run of the pipeline
-        groups[(run_dir.parents[1], run_dir.parent.name, str(info["algo"]), str(run["norm"]))].append(run_dir)
+        # one mean per arm (``wn`` and ``wn-noinit`` are both norm ``wn``); runs before arms existed: the norm
+        arm = str(run.get("arm", run["norm"]))
+        groups[(run_dir.parents[1], run_dir.parent.name, str(info["algo"]), arm)].append(run_dir)
     return groups
 
 

@@ -222,7 +222,7 @@ def run_study(
             observations = collect_observations(policy, run, n_obs, seed + run.seed)
             results = measure_run(policy, observations, sizes, n_batches, seed)
             log_to_tensorboard(results, Path(runs_root) / EXPERIMENT / exp.name / env_slug(run.env_id) / run.name)
-            frames.append(results.assign(run=f"{exp.name}/{run.name}", env=run.env_id, norm=run.norm, seed=run.seed))
+            frames.append(results.assign(run=f"{exp.name}/{run.name}", env=run.env_id, norm=run.arm, seed=run.seed))
             print(f"{exp.name}/{run.name}: measured", flush=True)
     results = pd.concat(frames, ignore_index=True)
     out_dir = Path(out) / EXPERIMENT
