@@ -9,9 +9,17 @@ step, for **every** new frame ``x`` of every env (the terminal frame where an ep
 4. pseudo-count ``N = 1 / (exp(c * n^-1/2 * max(PG, 0)) - 1)`` (``n``: frames the model has been trained on;
    ``N = inf`` when ``PG <= 0``) and bonus ``beta / sqrt(N + 0.01)``, added to the env reward.
 
+``rho`` and ``rho'`` are always read from a causal evaluation (:meth:`PseudoCountReward.score`: eval mode);
+only the update step runs in train mode. For the batch-independent norms (none, wn, pixel_ln, pixel_gn) the two
+modes give the same numbers, so the update's own forward pass supplies ``log rho(x)``. Batch norm in train mode
+normalizes the frame by its own statistics, through which every pixel's prediction sees the pixels after it
+(:mod:`rlnorm.pixelcnn.causality`): that ``rho`` is no density and its prediction gain is not the recoding gain of
+Ostrovski et al. So with ``norm: bn`` the frame is scored in eval mode (running statistics, updated by the train
+step like any other state of the model), at the cost of one more forward pass per frame and per score.
+
 Each info dict gets ``info["pseudo_count"] = {"prediction_gain", "pseudo_count", "bonus", "bits_per_dim"}``;
 :class:`PseudoCountLogger` records their means under ``exploration/...`` in TensorBoard. The density model is
-kept in train mode throughout (it is trained online).
+left in train mode between steps (it is trained online).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 from rlnorm.pixelcnn.frames import BINARY_MODES, frame_encoder_for
 from rlnorm.pixelcnn.layers import check_pixelcnn_norm
 from rlnorm.pixelcnn.model import ARCHS, OUTPUTS, PixelCNN
+from rlnorm.registry import NORMS
 from rlnorm.validation import ConfigError, check_choice, check_device, check_int, check_positive
 
 EXPLORATION_KINDS: tuple[str, ...] = ("pseudocount",)
@@ -157,6 +166,21 @@ class PseudoCountReward(VecEnvWrapper):
         self.optimizer = torch.optim.Adam(self.density.parameters(), lr=cfg.lr)
         self.n_updates = 0
         self._initialized = cfg.norm != "wn"
+        #: train mode would score each frame with a model that sees the frame's later pixels (batch norm)
+        self.scores_in_eval_mode = NORMS[cfg.norm].batch_dependent
+
+    @torch.no_grad()
+    def score(self, frames: torch.Tensor) -> torch.Tensor:
+        """``log rho(x)`` in nats per frame under the current model, from a causal evaluation (eval mode).
+
+        :param frames: encoded frames ``(N, 1, H, W)`` on the density model's device
+        """
+        was_training = self.density.training
+        self.density.eval()
+        try:
+            return self.density.log_prob(frames)
+        finally:
+            self.density.train(was_training)
 
     def _data_init(self, frames: torch.Tensor) -> None:
         # WN's data-dependent init needs two samples; a lone frame still gives statistics over its pixels
@@ -171,7 +195,7 @@ class PseudoCountReward(VecEnvWrapper):
 
         :param obs: a batch of raw observations ``(N, C, H, W)``
         :return: arrays of length ``N``: ``prediction_gain`` (nats), ``pseudo_count``, ``bonus``,
-            ``bits_per_dim`` (of each frame before its update)
+            ``bits_per_dim`` (of each frame before its update); all from causal evaluations (:meth:`score`)
         """
         frames = self.encoder(obs).to(self.device)
         if not self._initialized:
@@ -183,16 +207,19 @@ class PseudoCountReward(VecEnvWrapper):
         counts = np.empty(len(frames))
         for k in range(len(frames)):
             x = frames[k : k + 1]
+            # scored before the train-mode forward pass, which moves batch norm's running statistics
+            causal_log_p = self.score(x) if self.scores_in_eval_mode else None
             log_p = self.density.log_prob(x)
+            if causal_log_p is None:
+                causal_log_p = log_p.detach()
             self.optimizer.zero_grad(set_to_none=True)
             # per-dim scale keeps the step size independent of the frame size
             (-log_p.sum() / (h * w)).backward()
             self.optimizer.step()
             self.n_updates += 1
-            with torch.no_grad():
-                log_p_after = self.density.log_prob(x)
-            gains[k] = float(log_p_after - log_p.detach())
-            bpd[k] = -float(log_p.detach()) / (math.log(2.0) * h * w)
+            log_p_after = self.score(x)
+            gains[k] = float(log_p_after - causal_log_p)
+            bpd[k] = -float(causal_log_p) / (math.log(2.0) * h * w)
             counts[k] = pseudo_count(gains[k], self.n_updates, self.config.c)
         return {
             "prediction_gain": gains,

@@ -204,3 +204,41 @@ def test_study_reads_summaries_saved_under_the_former_norm_names(tmp_path):
     (tmp_path / "new.csv").write_text(header + "pixel_ln,1,1.0,1.1,1.2,3\n")
     results = load_summaries({0: tmp_path / "old.csv", 1: tmp_path / "new.csv"})
     assert list(results.norm) == ["pixel_ln", "pixel_gn", "bn", "pixel_ln"]
+
+
+def test_saved_models_reload_and_the_study_reports_batch_norm_causality(tmp_path):
+    import torch
+
+    from agents.pixelcnn.causality import CAUSALITY_FILE, causal_bits_per_dim, measure_run
+    from agents.pixelcnn.train import eval_bits_per_dim, load_run_model
+    from agents.studies.pixelcnn import main as study_main
+
+    logdir = tmp_path / "study_runs"  # seed 0's grid where the study looks for it
+    data = tiny(
+        tmp_path, data={"n_test_frames": 16}, train={"eval_frames": 8, "n_updates": 4, "logdir": str(logdir / "s0")}
+    )
+    results = run_pixelcnn_grid(parse_pixelcnn_config(data))
+    test = torch.as_tensor(load_dataset(data["data"]["path"])["test"][:8]).long()
+    root = logdir / "s0" / "MinAtar_Breakout-v1"
+    for r in results:  # the saved model is the one that was evaluated
+        model = load_run_model(root / f"{r.norm}-b{r.batch_size}-s0")
+        assert not model.training and eval_bits_per_dim(model, test) == pytest.approx(r.test_bpd, abs=1e-6)
+    # a causal model has no leak; batch norm's train mode differs from its future-blind evaluation
+    wn = causal_bits_per_dim(load_run_model(root / "wn-b4-s0"), test[:3])
+    assert wn["bpd_eval"] == pytest.approx(wn["bpd_future_blind_b1"], abs=1e-4) and abs(wn["leak_bpd"]) < 1e-4
+    measured = measure_run(root / "bn-b4-s0", test, 3)
+    assert abs(measured["causal_bpd"]["leak_bpd"]) > 0 and [r["score_batch"] for r in measured["leak"]] == [1, 2, 4, 8]
+    assert measured["leak"][0]["other_images"] == 0 and all(r["future"] > 0 for r in measured["leak"])
+    assert (root / "bn-b4-s0" / CAUSALITY_FILE).is_file() and measure_run(root / "bn-b4-s0", test, 3) == measured
+
+    # the study over the same grid (seed 0's summary exists, so nothing is trained again)
+    overrides = [f"data.path={data['data']['path']}", "train.norms=[wn,bn]", "train.batch_sizes=[1,4]"]
+    overrides += ["train.eval_frames=8", f"train.logdir={logdir}"]
+    assert study_main([str(CONFIG), *overrides, "--seeds", "0", "--out", str(tmp_path), "--causal-frames", "3"]) == 0
+    report = (tmp_path / "study_pixelcnn" / "report.md").read_text()
+    assert "## test bits/dim, causal (eval mode" in report and "## Batch norm in train mode is not causal" in report
+    assert "| bn (not causal) |" in report and "| wn (not causal) |" not in report
+    assert "### bn trained at batch 4: the leak vs the scoring batch size B" in report
+    causal = (tmp_path / "study_pixelcnn" / "causal_bpd.csv").read_text().splitlines()
+    assert len(causal) == 3 and causal[0].startswith("norm,batch_size,seed,frames,bpd_eval")
+    assert study_main([str(CONFIG), "--causal-frames", "1"]) == 2

@@ -10,9 +10,14 @@ size) run goes to ``<logdir>/<env>/<norm>-b<batch>-s<seed>/`` with TensorBoard s
 * ``test/bits_per_dim_train_mode_b1`` -- train mode, one frame at a time (batch norm normalizes each frame
   with its own statistics: the online setting of the pseudo-count agent);
 
-and a final ``samples.png`` grid (drawn in eval mode). ``summary.csv`` beside the runs and the printed table
-hold the final test values, where batch norm should degrade as the batch shrinks and in train mode at batch
-1 while weight norm and layer norm do not.
+a final ``samples.png`` grid (drawn in eval mode) and ``model.pt`` (:func:`load_run_model` reads it back, for
+measurements after training such as :mod:`agents.pixelcnn.causality`). ``summary.csv`` beside the runs and the
+printed table hold the final test values.
+
+Only ``test/bits_per_dim`` is a causal evaluation for every norm. In train mode batch norm's statistics over
+``(N, H, W)`` let each pixel see its own later pixels (and the other images of the batch), so for ``bn`` the
+train-mode numbers (``train/bits_per_dim`` and ``test/bits_per_dim_train_mode_b1``) are not the bits/dim of a
+normalized density (:mod:`rlnorm.pixelcnn.causality`); for the batch-independent norms they equal the causal ones.
 """
 
 from __future__ import annotations
@@ -37,12 +42,15 @@ from agents.pixelcnn.config import PixelCNNExperiment, load_pixelcnn_config
 from agents.pixelcnn.data import ensure_dataset, load_dataset
 from rlnorm.pixelcnn.frames import BINARY_MODES
 from rlnorm.pixelcnn.model import PixelCNN
+from rlnorm.registry import NORMS
 from rlnorm.validation import check_choice
 
 #: Frames used by weight norm's data-dependent initialization.
 DATA_INIT_FRAMES = 256
 #: Frames per forward pass when evaluating in eval mode.
 EVAL_BATCH = 256
+#: The trained model in each run folder (constructor arguments and state dict).
+MODEL_FILE = "model.pt"
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,20 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def load_run_model(path: str | Path, device: str | torch.device = "cpu") -> PixelCNN:
+    """The PixelCNN saved by :func:`train_one` (``<run>/model.pt``), in eval mode.
+
+    :param path: the ``model.pt`` file or the run folder holding it
+    :param device: where to load it
+    """
+    path = Path(path)
+    saved = torch.load(path / MODEL_FILE if path.is_dir() else path, map_location=device, weights_only=True)
+    kwargs = dict(saved["kwargs"], image_size=tuple(saved["kwargs"]["image_size"]))
+    model = PixelCNN(**kwargs).to(device)
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
 
 
 @torch.no_grad()
@@ -155,17 +177,18 @@ def train_one(
     """
     cfg = config.train
     torch.manual_seed(cfg.seed)
-    model = PixelCNN(
-        levels=levels,
-        image_size=tuple(train.shape[-2:]),
-        hidden_channels=config.model.hidden_channels,
-        n_layers=config.model.n_layers,
-        kernel_size=config.model.kernel_size,
-        arch=config.model.arch,
-        norm=norm,
-        output=config.model.output,
-        n_mixtures=config.model.n_mixtures,
-    ).to(train.device)
+    model_kwargs = {
+        "levels": levels,
+        "image_size": tuple(train.shape[-2:]),
+        "hidden_channels": config.model.hidden_channels,
+        "n_layers": config.model.n_layers,
+        "kernel_size": config.model.kernel_size,
+        "arch": config.model.arch,
+        "norm": norm,
+        "output": config.model.output,
+        "n_mixtures": config.model.n_mixtures,
+    }
+    model = PixelCNN(**model_kwargs).to(train.device)
     if norm == "wn":
         model.data_init_(train[:DATA_INIT_FRAMES])
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -197,6 +220,7 @@ def train_one(
         picture = sample_grid(samples, levels, encoding)
         writer.add_image("samples", picture, cfg.n_updates, dataformats="HWC")
         save_png(picture, run_dir / "samples.png")
+        torch.save({"kwargs": model_kwargs, "state_dict": model.state_dict()}, run_dir / MODEL_FILE)
     finally:
         writer.close()
     return PixelCNNRunResult(norm, batch_size, train_bpd, test_bpd, test_bpd_b1, time.perf_counter() - start)
@@ -234,11 +258,14 @@ def run_pixelcnn_grid(config: PixelCNNExperiment) -> list[PixelCNNRunResult]:
 
 
 def summary_table(results: Sequence[PixelCNNRunResult]) -> str:
-    """Markdown table: one row per norm, test bits/dim (eval mode / train mode at batch 1) per batch size."""
+    """Markdown table: one row per norm, test bits/dim (eval mode, causal / train mode at batch 1) per batch size.
+
+    The train-mode value of a batch-dependent norm is not causal (its row is marked).
+    """
     batch_sizes = sorted({r.batch_size for r in results})
     norms = list(dict.fromkeys(r.norm for r in results))
     lines = [
-        "| norm | " + " | ".join(f"b{b} test (eval / train-mode b1)" for b in batch_sizes) + " |",
+        "| norm | " + " | ".join(f"b{b} test (causal eval mode / train-mode b1)" for b in batch_sizes) + " |",
         "|---" * (len(batch_sizes) + 1) + "|",
     ]
     by_key = {(r.norm, r.batch_size): r for r in results}
@@ -249,7 +276,8 @@ def summary_table(results: Sequence[PixelCNNRunResult]) -> str:
             else "-"
             for b in batch_sizes
         ]
-        lines.append(f"| {norm} | " + " | ".join(cells) + " |")
+        label = f"{norm} (train mode not causal)" if NORMS[norm].batch_dependent else norm
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

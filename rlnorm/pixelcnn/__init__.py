@@ -4,6 +4,7 @@
 - :mod:`rlnorm.pixelcnn.layers`: causal masks, masked convolutions, masked weight norm, per-pixel norms.
 - :mod:`rlnorm.pixelcnn.logistic`: the discretized logistic mixture likelihood.
 - :mod:`rlnorm.pixelcnn.frames`: turning agent observations into the model's integer images.
+- :mod:`rlnorm.pixelcnn.causality`: measuring that a model is causal (and that batch norm in train mode is not).
 """
 
 from rlnorm.pixelcnn.model import ARCHS, LOGITS_INIT_SCALE, OUTPUTS, GatedBlock, PixelCNN
