@@ -15,7 +15,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
 import agents  # noqa: F401  (registers the policy names)
-from agents.studies.offpolicy import arm_name, difference_interval, main
+from agents.studies.offpolicy import arm_name, difference_interval, main, within_rows
 from agents.studies.offpolicy_gap import ActorInMode, batch_statistics, critic_mode_gap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +46,20 @@ def test_difference_interval() -> None:
     assert diff == 0.0 and low < 0.0 < high
     diff, low, high = difference_interval(same + 100.0, same)
     assert diff == pytest.approx(100.0) and low > 0.0
+
+
+def test_within_rows_compare_arms_of_one_experiment() -> None:
+    values = {"SAC none": [1.0, 2.0, 3.0], "CrossQ BRN": [10.0, 11.0, 12.0], "CrossQ BRN+WN": [20.0, 21.0, 22.0]}
+    per_run = pd.DataFrame(
+        [
+            {"arm": arm, "experiment": "sac" if arm.startswith("SAC") else "crossq", "seed": seed, "value": v}
+            for arm, vs in values.items()
+            for seed, v in enumerate(vs)
+        ]
+    )
+    rows = within_rows(per_run, ["SAC none", "CrossQ BRN", "CrossQ BRN+WN"])
+    assert [r[:2] for r in rows] == [["CrossQ BRN+WN", "CrossQ BRN"]]
+    assert rows[0][2].startswith("10.0 [")
 
 
 def _sac(actor_norm: str, critic_norm: str) -> SAC:

@@ -151,6 +151,25 @@ def final_table(
     return rows, clean[["arm", "experiment", "run", "seed", "step", "value", "wall_time_s"]]
 
 
+def within_rows(per_run: pd.DataFrame, arms: Sequence[str]) -> list[list[str]]:
+    """Each arm against the first arm of its own experiment (e.g. CrossQ BRN+WN vs CrossQ BRN), where that is
+    not the table's reference already.
+
+    :param per_run: the per-run values of :func:`final_table`
+    :param arms: arm order; ``arms[0]`` is the table's reference
+    """
+    rows = []
+    for _, runs in per_run.groupby("experiment", sort=False):
+        own = [a for a in arms if a in set(runs.arm)]
+        if own[0] == arms[0]:
+            continue
+        reference = runs[runs.arm == own[0]].sort_values("seed").value.to_numpy()
+        for arm in own[1:]:
+            values = runs[runs.arm == arm].sort_values("seed").value.to_numpy()
+            rows.append([arm, own[0], "{:.1f} [{:.1f}, {:.1f}]".format(*difference_interval(values, reference))])
+    return rows
+
+
 def plot_curves(scalars: pd.DataFrame, arms: Sequence[str], path: Path) -> Path:
     """Training and evaluation return vs environment steps, IQM over seeds with the bootstrap band, per arm."""
     fig, axes = subplots(1, 2, figsize=(12, 4.4), squeeze=False)
@@ -266,6 +285,11 @@ def write_report(experiment_dirs: Sequence[Path], out_dir: Path, *, n_episodes: 
         "",
         md_table(["arm", "seeds", "steps", "IQM [interval]", f"vs {arms[0]}", "per seed", "wall s/run"], rows),
         "",
+    ]
+    within = within_rows(per_run, arms)
+    if within:
+        md += [md_table(["arm", "against", "difference of IQMs [interval]"], within), ""]
+    md += [
         "## BN train/eval-mode gap (final models)",
         "",
         f"{n_episodes} deterministic evaluation episodes per mode on 2 envs. Returns: acting with running statistics "
