@@ -15,6 +15,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
 import agents  # noqa: F401  (registers the policy names)
+from agents.pipeline.evaluation import has_batch_statistics
 from agents.studies.offpolicy import arm_name, difference_interval, main, within_rows
 from agents.studies.offpolicy_gap import ActorInMode, batch_statistics, critic_mode_gap
 
@@ -108,6 +109,14 @@ def test_crossq_gap_restores_its_batch_renorm() -> None:
     assert gap.return_train_mode is not None and gap.q_gap > 0.0
     for key, value in model.policy.state_dict().items():
         assert torch.equal(value, buffers[key]), key
+
+
+def test_sb3_contrib_batch_renorm_counts_as_batch_statistics() -> None:
+    # sb3-contrib's BatchRenorm keeps ra_mean, not running_mean: eval.bn_modes must still see CrossQ's critics
+    env = make_vec_env("Pendulum-v1", n_envs=1, seed=0)
+    arch = dict(net_arch=dict(pi=[16], qf=[16]))
+    assert has_batch_statistics(CrossQ("MlpPolicy", env, policy_kwargs=arch).policy)
+    assert not has_batch_statistics(SAC("MlpPolicy", env, policy_kwargs=arch).policy)
 
 
 def _tiny_config(source: str, tmp_path: Path, norms: list[str]) -> Path:

@@ -40,8 +40,9 @@ class EvalResult:
 
 
 def has_batch_statistics(policy: nn.Module) -> bool:
-    """Whether any layer of ``policy`` keeps running batch statistics (BN, BatchRenorm, mean-only BN, ...)."""
-    return any(hasattr(m, "running_mean") for m in policy.modules())
+    """Whether any layer of ``policy`` keeps running batch statistics: torch's and rlnorm's BN-like layers
+    (BN, BatchRenorm, mean-only BN: ``running_mean``) and sb3-contrib's BatchRenorm (CrossQ: ``ra_mean``)."""
+    return any(hasattr(m, "running_mean") or hasattr(m, "ra_mean") for m in policy.modules())
 
 
 @contextmanager

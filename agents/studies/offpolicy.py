@@ -28,12 +28,13 @@ import pandas as pd
 import yaml
 
 from agents.config import ConfigError, ExperimentConfig, load_config
+from agents.pipeline.evaluation import has_batch_statistics
 from agents.pipeline.tb_layout import RETURN_CLEAN, ROLLOUT_RETURN
 from agents.report.plots import norm_color, save_figure, subplots
 from agents.report.scalars import final_values, find_runs, load_scalars
 from agents.report.stats import BOOTSTRAP_REPS, CURVE_POINTS, curve_intervals, iqm, iqm_interval
 from agents.report.tables import fmt, md_table, ordered
-from agents.studies.offpolicy_gap import critic_mode_gap, has_batch_statistics
+from agents.studies.offpolicy_gap import critic_mode_gap
 
 #: the line that says what the intervals are (with 3 seeds IQM trims nothing and the interval is their range)
 INTERVAL_NOTE = (

@@ -21,17 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.pipeline.evaluation import evaluate
-
-
-def has_batch_statistics(module: nn.Module) -> bool:
-    """Whether ``module`` has a layer with running batch statistics: torch's and rlnorm's BN-like layers
-    (``running_mean``) and sb3-contrib's BatchRenorm (``ra_mean``), which
-    :func:`agents.pipeline.evaluation.has_batch_statistics` does not see.
-
-    :param module: a network
-    """
-    return any(hasattr(m, "running_mean") or hasattr(m, "ra_mean") for m in module.modules())
+from agents.pipeline.evaluation import evaluate, has_batch_statistics
 
 
 @contextmanager
