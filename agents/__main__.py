@@ -28,6 +28,7 @@ STUDIES: dict[str, str] = {
     "batch-dependence": "agents.studies.batch_dependence",
     "bn-modes": "agents.studies.bn_modes",
     "exploration": "agents.studies.exploration",
+    "head-norm": "agents.studies.head_norm",
     "minibatch": "agents.studies.minibatch",
     "offpolicy": "agents.studies.offpolicy",
     "pixelcnn": "agents.studies.pixelcnn",
