@@ -94,6 +94,8 @@ def _row(md: str, first_cell: str, section: str) -> list[str]:
 
 def test_report_tables(experiment: Path, tmp_path: Path) -> None:
     md = compare(experiment, tmp_path).read_text()
+    # the intervals are labelled for the sample size they have, not as 95 % confidence intervals
+    assert f"n = {len(SEEDS)} per env and norm" in md and "confidence interval" not in md
     section = "## Final evaluation return"
     for env in ENVS:
         cells = _row(md, env, section)

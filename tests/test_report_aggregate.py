@@ -18,7 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 from agents.__main__ import main as agents_main
 from agents.pipeline.tb_layout import env_slug, write_layout
 from agents.report.aggregate import aggregate
-from agents.report.aggregate_metrics import aggregate_intervals, improvement_probabilities, interval_label
+from agents.report.aggregate_metrics import aggregate_intervals, improvement_probabilities
 from agents.report.aggregate_reference import REFERENCE_DIR, load_random_scores, measure_random_scores, minatar_game
 from agents.report.aggregate_scores import (
     add_scores,
@@ -28,6 +28,7 @@ from agents.report.aggregate_scores import (
     score_matrices,
     sections,
 )
+from agents.report.stats import interval_label
 
 GAMES = {"MinAtar/Breakout-v1": 10.0, "MinAtar/Asterix-v1": 20.0}  # env -> base return
 RANDOM = {"Breakout": 1.0, "Asterix": 2.0}

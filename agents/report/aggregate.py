@@ -22,7 +22,6 @@ from agents.report.aggregate_metrics import (
     METRICS,
     aggregate_intervals,
     improvement_probabilities,
-    interval_label,
     metric_interval,
     performance_profiles,
 )
@@ -47,7 +46,7 @@ from agents.report.aggregate_scores import (
     score_matrices,
     sections,
 )
-from agents.report.stats import BOOTSTRAP_REPS
+from agents.report.stats import BOOTSTRAP_REPS, interval_label
 from agents.report.tables import md_table, ordered
 
 UNFINISHED_MARK = "†"

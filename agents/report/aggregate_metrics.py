@@ -155,20 +155,3 @@ def performance_profiles(
 
     np.random.seed(seed)  # create_performance_profile takes no random_state
     return rly.create_performance_profile(dict(matrices), taus, reps=reps)
-
-
-def interval_label(runs_per_game: Sequence[int]) -> str:
-    """What the report calls an interval at the sample size it has.
-
-    :param runs_per_game: runs on each game (of one arm or a whole table)
-    """
-    low, high = min(runs_per_game), max(runs_per_game)
-    n = f"{low}" if low == high else f"{low}–{high}"
-    text = f"95 % stratified-bootstrap percentile interval over the runs of each game (n = {n} per game)"
-    if low <= 3:
-        text += (
-            "; with 3 or fewer runs per game a game's IQM trims nothing (it is the mean of its runs) and the "
-            "bootstrap can only recombine those runs, so the interval is the spread of a handful of seeds, "
-            "not a population interval"
-        )
-    return text

@@ -1,8 +1,8 @@
 """Comparison report from the TensorBoard event files: ``python -m agents compare runs/<experiment>``.
 
 Reads every run of an experiment back with tbparse (runs are found by their ``config.yaml``), aggregates
-over seeds (and envs) with rliable - interquartile mean (IQM) with stratified-bootstrap 95 % confidence
-intervals, human-normalized scores for Atari - and writes ``reports/<experiment>/``:
+over seeds (and envs) with rliable - interquartile mean (IQM) with stratified-bootstrap 95 % intervals,
+labelled for the number of runs they rest on, human-normalized scores for Atari - and writes ``reports/<experiment>/``:
 
 * ``learning_curves.png`` - training return vs steps per env, one line per norm, CI bands;
 * ``final_scores.png`` - final clean evaluation return per env (and human-normalized aggregate on Atari);
@@ -33,7 +33,7 @@ from agents.pipeline.tb_layout import (
 )
 from agents.report.plots import plot_final_scores, plot_learning_curves, plot_noise_sensitivity
 from agents.report.scalars import RUN_STATUSES, final_values, find_runs, load_scalars, noise_levels, run_states
-from agents.report.stats import BOOTSTRAP_REPS, atari_game
+from agents.report.stats import BOOTSTRAP_REPS, atari_game, interval_label
 from agents.report.tables import fmt, md_table, ordered, score_table
 
 #: marks aggregates that include runs which did not reach their configured steps (``--include-unfinished``)
@@ -146,10 +146,11 @@ def compare(experiment_dir: str | Path, report_dir: str | Path, *, include_unfin
 
     algos = ", ".join(sorted(scalars.algo.unique()))
     seeds = sorted(scalars.seed.unique())
+    runs_per_cell = finals.groupby(["env", "norm"]).run.nunique().tolist() or [0]
     md += [
         "",
         f"Algorithm {algos}; {len(envs)} env(s), norms {', '.join(norms)}, seeds {', '.join(map(str, seeds))}. "
-        f"Values are interquartile means over seeds with stratified-bootstrap 95 % confidence intervals "
+        f"Values are interquartile means over seeds; intervals: {interval_label(runs_per_cell, task='env and norm')} "
         f"(rliable, {BOOTSTRAP_REPS} resamples), read from the event files under `{experiment_dir}`; "
         "`steps` is the step (range) at which the aggregated values were logged.",
         "",

@@ -34,6 +34,9 @@ NORM_COLORS: dict[str, str] = {
 }
 DPI = 120
 
+#: what the bands and whiskers are (with 3 or fewer seeds the bootstrap can only span the seeds)
+INTERVAL_CAPTION = "IQM over seeds, 95% stratified-bootstrap interval (the seeds' range when n <= 3)"
+
 
 def norm_color(norm: str) -> str:
     """The fixed colour of a norm in every figure (grey for an unknown one)."""
@@ -91,7 +94,7 @@ def plot_learning_curves(scalars: pd.DataFrame, envs: Sequence[str], norms: Sequ
         ax.set_ylabel("episode return (training)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="norm", title_fontsize=8)
-    fig.suptitle("Learning curves\nIQM over seeds, 95% bootstrap CI band", fontsize=11)
+    fig.suptitle(f"Learning curves\n{INTERVAL_CAPTION}", fontsize=11)
     return save_figure(fig, path)
 
 
@@ -127,7 +130,7 @@ def plot_final_scores(table: Mapping, envs: Sequence[str], norms: Sequence[str],
         ax.set_title(env if env is not None else "all envs (IQM)")
         ax.set_ylabel(f"final {RETURN_CLEAN}" if env is not None else "aggregate score")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Final evaluation return (clean observations)\nIQM over seeds, 95% bootstrap CI", fontsize=11)
+    fig.suptitle(f"Final evaluation return (clean observations)\n{INTERVAL_CAPTION}", fontsize=11)
     return save_figure(fig, path)
 
 
@@ -170,5 +173,5 @@ def plot_noise_sensitivity(
         ax.set_ylabel("final evaluation return")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="norm", title_fontsize=8)
-    fig.suptitle("Noise sensitivity\nIQM over seeds, 95% bootstrap CI band", fontsize=11)
+    fig.suptitle(f"Noise sensitivity\n{INTERVAL_CAPTION}", fontsize=11)
     return save_figure(fig, path)

@@ -8,6 +8,7 @@ range, and IQM trims nothing below 4 runs. Reports say so next to their tables.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,3 +109,21 @@ def curve_intervals(curves: np.ndarray, reps: int = 500, seed: int = 0) -> tuple
 
     point, ci = rly.get_interval_estimates({"x": scores}, per_point, reps=reps)
     return point["x"], ci["x"]
+
+
+def interval_label(runs_per_game: Sequence[int], task: str = "game") -> str:
+    """What the report calls an interval at the sample size it has.
+
+    :param runs_per_game: runs on each game (of one arm or a whole table)
+    :param task: what one stratum of the bootstrap is called (``game``, ``env``)
+    """
+    low, high = min(runs_per_game), max(runs_per_game)
+    n = f"{low}" if low == high else f"{low}–{high}"
+    text = f"95 % stratified-bootstrap percentile interval over the runs of each {task} (n = {n} per {task})"
+    if low <= 3:
+        text += (
+            f"; with 3 or fewer runs per {task} an IQM trims nothing (it is the mean of its runs) and the "
+            "bootstrap can only recombine those runs, so the interval is the spread of a handful of seeds, "
+            "not a population interval"
+        )
+    return text
