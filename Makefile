@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 .PHONY: install test test-all lint format train train-atari train-recurrent train-pixelcnn pixelcnn-data \
         sweep compare tensorboard bench clean \
         study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration study-offpolicy \
-        study-minatar study-minatar-wn-parts study-minatar-calibration study-aggregate study-random-scores
+        study-minatar study-minatar-wn-parts study-minatar-calibration study-aggregate study-random-scores study-head-norm study-head-norm-dqn
 
 install: $(STAMP)
 
@@ -121,6 +121,13 @@ study-aggregate: install
 # Re-measure the random-policy scores the aggregate normalizes with (~80 s)
 study-random-scores: install
 	$(PY) -m agents study aggregate --measure-random
+
+# Normalized heads (head_norm none/wn/cosine) on MinAtar Freeway: PPO 15 runs x 100k (~9 CPU-min), DQN 6 runs x 20k
+study-head-norm: install
+	$(PY) -m agents study head-norm configs/study_head_norm.yaml $(ARGS)
+
+study-head-norm-dqn: install
+	$(PY) -m agents study head-norm configs/study_head_norm_dqn.yaml --heads none wn $(ARGS)
 
 study-exploration: install
 	$(PY) -m agents study exploration configs/study_exploration.yaml $(ARGS)

@@ -22,7 +22,8 @@ def study_parser(prog: str, description: str, arm: str) -> argparse.ArgumentPars
     :param arm: what one grid of the study is called in the help, e.g. ``size`` or ``variant``
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("config", help=f"study config, e.g. configs/study_{prog.rsplit(' ', 1)[-1]}.yaml")
+    config_name = prog.rsplit(" ", 1)[-1].replace("-", "_")  # study head-norm -> configs/study_head_norm.yaml
+    parser.add_argument("config", help=f"study config, e.g. configs/study_{config_name}.yaml")
     parser.add_argument("overrides", nargs="*", help=f"key=value overrides for every {arm}")
     parser.add_argument("--workers", type=int, default=None, help="parallel runs (default: sweep.workers)")
     parser.add_argument("--report-only", action="store_true", help="only read existing runs back")
