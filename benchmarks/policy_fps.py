@@ -226,6 +226,8 @@ def main_sac(args: argparse.Namespace) -> None:
         for name in order:
             total, updates = time_run(*SAC_CANDIDATES[name], args)
             best[name] = (min(best[name][0], total), min(best[name][1], updates))
+            # one line per timed run: a benchmark stopped early still shows what it measured
+            print(f"  {name}: learn {total:.2f} s, updates {updates:.2f} s", flush=True)
     base_name = next(iter(SAC_CANDIDATES))
     base_total, base_updates = best[base_name]
     print(
