@@ -65,6 +65,21 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def seed_curves(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """The runs of ``rows`` (one tag) on a common step grid: the steps every run logged (from the latest first
+    step to the earliest last one) and a ``(runs, CURVE_POINTS)`` array interpolated on them.
+
+    :param rows: scalars of one tag (columns ``run``, ``step``, ``value``)
+    :return: ``(steps, curves)``, or ``None`` when no run has two points
+    """
+    runs = [g.sort_values("step") for _, g in rows.groupby("run")]
+    runs = [r for r in runs if len(r) >= 2]
+    if not runs:
+        return None
+    steps = np.linspace(max(r.step.min() for r in runs), min(r.step.max() for r in runs), CURVE_POINTS)
+    return steps, np.stack([np.interp(steps, r.step, r.value) for r in runs])
+
+
 def plot_learning_curves(scalars: pd.DataFrame, envs: Sequence[str], norms: Sequence[str], path: Path) -> Path:
     """Training return vs environment steps per env: IQM over seeds and its 95 % CI band, one colour per norm.
 
@@ -78,16 +93,12 @@ def plot_learning_curves(scalars: pd.DataFrame, envs: Sequence[str], norms: Sequ
     for ax, env in zip(axes.flat, envs):
         env_rows = rows[rows.env == env]
         for norm in norms:
-            runs = [g.sort_values("step") for _, g in env_rows[env_rows.norm == norm].groupby("run")]
-            runs = [r for r in runs if len(r) >= 2]
-            if not runs:
+            seeds = seed_curves(env_rows[env_rows.norm == norm])
+            if seeds is None:
                 continue
-            end = min(r.step.max() for r in runs)
-            start = max(r.step.min() for r in runs)
-            steps = np.linspace(start, end, CURVE_POINTS)
-            curves = np.stack([np.interp(steps, r.step, r.value) for r in runs])
+            steps, curves = seeds
             point, ci = curve_intervals(curves)
-            ax.plot(steps, point, color=norm_color(norm), label=f"{norm} (n={len(runs)})", lw=1.8)
+            ax.plot(steps, point, color=norm_color(norm), label=f"{norm} (n={len(curves)})", lw=1.8)
             ax.fill_between(steps, ci[0], ci[1], color=norm_color(norm), alpha=0.2, lw=0)
         ax.set_title(env)
         ax.set_xlabel("environment steps")

@@ -30,9 +30,9 @@ import yaml
 from agents.config import ConfigError, ExperimentConfig, load_config
 from agents.pipeline.evaluation import has_batch_statistics
 from agents.pipeline.tb_layout import RETURN_CLEAN, ROLLOUT_RETURN
-from agents.report.plots import norm_color, save_figure, subplots
+from agents.report.plots import norm_color, save_figure, seed_curves, subplots
 from agents.report.scalars import final_values, find_runs, load_scalars
-from agents.report.stats import BOOTSTRAP_REPS, CURVE_POINTS, curve_intervals, iqm, iqm_interval
+from agents.report.stats import BOOTSTRAP_REPS, curve_intervals, iqm, iqm_interval
 from agents.report.tables import fmt, md_table, ordered
 from agents.studies.offpolicy_gap import critic_mode_gap
 
@@ -177,16 +177,15 @@ def plot_curves(scalars: pd.DataFrame, arms: Sequence[str], path: Path) -> Path:
     for ax, tag, title in zip(axes[0], (ROLLOUT_RETURN, RETURN_CLEAN), ("training return", "evaluation return")):
         rows = scalars[scalars.tag == tag]
         for arm in arms:
-            runs = [g.sort_values("step") for _, g in rows[rows.arm == arm].groupby("run")]
-            runs = [r for r in runs if len(r) >= 2]
-            if not runs:
+            seeds = seed_curves(rows[rows.arm == arm])
+            if seeds is None:
                 continue
-            steps = np.linspace(max(r.step.min() for r in runs), min(r.step.max() for r in runs), CURVE_POINTS)
-            point, ci = curve_intervals(np.stack([np.interp(steps, r.step, r.value) for r in runs]))
+            steps, curves = seeds
+            point, ci = curve_intervals(curves)
             algo, norm = arm.split(" ", 1)
             color = norm_color("brn" if norm == "BRN" else norm.split("+")[-1].lower())
             style = "--" if algo != "SAC" else "-"
-            ax.plot(steps, point, style, color=color, label=f"{arm} (n={len(runs)})", lw=1.8)
+            ax.plot(steps, point, style, color=color, label=f"{arm} (n={len(curves)})", lw=1.8)
             ax.fill_between(steps, ci[0], ci[1], color=color, alpha=0.12, lw=0)
         ax.set_title(title)
         ax.set_xlabel("environment steps")
