@@ -32,7 +32,14 @@ def _first_tensor(out: object) -> torch.Tensor:
 
 
 @torch.no_grad()
-def batch_dependence(module: nn.Module, x: torch.Tensor, *, n_trials: int = 4, seed: int = 0) -> float:
+def batch_dependence(
+    module: nn.Module,
+    x: torch.Tensor,
+    *,
+    n_trials: int = 4,
+    seed: int = 0,
+    value_range: tuple[float | torch.Tensor, float | torch.Tensor] | None = None,
+) -> float:
     """Largest change of sample 0's output when the other samples of its batch are replaced.
 
     The module is copied first, so running statistics and the train/eval mode of ``module`` are untouched;
@@ -43,6 +50,9 @@ def batch_dependence(module: nn.Module, x: torch.Tensor, *, n_trials: int = 4, s
     :param x: a batch of at least 2 inputs
     :param n_trials: number of different replacements tried
     :param seed: seed of the replacements
+    :param value_range: the inputs' valid range ``(low, high)`` (numbers, or tensors broadcast over a sample), where
+        out-of-range values are not inputs at all (class indices of a discrete observation); replacements are
+        rounded and clipped into it. Integer inputs are always kept in their dtype's range.
     :return: ``max |f(x')[0] - f(x)[0]|`` over the trials
     """
     if x.shape[0] < 2:
@@ -63,6 +73,9 @@ def batch_dependence(module: nn.Module, x: torch.Tensor, *, n_trials: int = 4, s
         if not x.dtype.is_floating_point:  # keep integer images (uint8 frames) in their range
             info = torch.iinfo(x.dtype)
             replaced = replaced.round().clamp(info.min, info.max)
+        if value_range is not None:
+            low, high = (torch.as_tensor(v, dtype=replaced.dtype, device=replaced.device) for v in value_range)
+            replaced = torch.minimum(torch.maximum(replaced.round(), low), high)
         x2[1:] = replaced.to(x.dtype)
         out = _first_tensor(probe(x2))[0]
         worst = max(worst, (out - reference).abs().max().item())

@@ -79,6 +79,38 @@ def test_batch_dependence_on_uint8_frames_and_tuple_outputs():
     assert batch_dependence(TwoHeads().eval(), frames) == 0.0
 
 
+def test_batch_dependence_keeps_class_indices_in_range():
+    # a Discrete(6) observation is a class index that SB3 one-hot encodes: a replacement out of range is no input
+    class OneHotBN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = linear(6, 3, norm="bn")
+
+        def forward(self, x):
+            return self.body(nn.functional.one_hot(x.long(), num_classes=6).float())
+
+    obs = torch.tensor([0, 5, 2, 3, 1, 4])
+    with pytest.raises(RuntimeError, match="num_classes"):
+        batch_dependence(OneHotBN().train(), obs)  # the replacements leave the range without value_range
+    assert batch_dependence(OneHotBN().train(), obs, value_range=(0, 5)) > 1e-4
+    assert batch_dependence(OneHotBN().eval(), obs, value_range=(0, 5)) == 0.0
+
+
+def test_diagnostics_callback_on_discrete_observations():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    import agents  # noqa: F401  (registers the policy names)
+    from agents.pipeline.callbacks import NormDiagnosticsCallback
+
+    env = make_vec_env("CliffWalking-v1", n_envs=4, seed=0)
+    model = PPO("NormMlpPolicy", env, n_steps=16, batch_size=32, policy_kwargs=dict(norm="bn"), seed=0)
+    callback = NormDiagnosticsCallback(32)
+    model.learn(64, callback=callback)
+    callback.log_now()
+    assert model.logger.name_to_value["norm/batch_dependence"] > 0.0
+
+
 def test_batch_dependence_needs_two_samples():
     with pytest.raises(ValueError, match="at least 2 samples"):
         batch_dependence(nn.Linear(2, 2), torch.randn(1, 2))

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HParam
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
@@ -148,6 +149,21 @@ def _probe_for(policy: BasePolicy) -> nn.Module | None:
     return PolicyProbe(policy)
 
 
+def discrete_value_range(space: spaces.Space) -> tuple[np.ndarray | int, np.ndarray | int] | None:
+    """The valid values ``(low, high)`` of a discrete observation space (class indices, bits), else ``None``.
+
+    The batch-dependence probe replaces observations with perturbed ones; a class index out of range is no
+    observation (SB3 one-hot encodes it and fails).
+    """
+    if isinstance(space, spaces.Discrete):
+        return int(space.start), int(space.start + space.n - 1)
+    if isinstance(space, spaces.MultiDiscrete):
+        return np.asarray(space.start), np.asarray(space.start + space.nvec - 1)
+    if isinstance(space, spaces.MultiBinary):
+        return 0, 1
+    return None
+
+
 class NormDiagnosticsCallback(_PeriodicCallback):
     """Log ``norm/...`` statistics of every normalized layer every ``freq`` steps, after an update.
 
@@ -174,7 +190,8 @@ class NormDiagnosticsCallback(_PeriodicCallback):
             else:
                 stats = {k.removeprefix("policy."): v for k, v in layer_statistics(probe, x).items()}
                 # batch dependence of the outputs as training computes them (train mode)
-                stats["batch_dependence"] = batch_dependence(probe.train(), x)
+                value_range = discrete_value_range(policy.observation_space)
+                stats["batch_dependence"] = batch_dependence(probe.train(), x, value_range=value_range)
                 policy.set_training_mode(False)
         for key, value in stats.items():
             self.logger.record(f"norm/{key}", value)
