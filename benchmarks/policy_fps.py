@@ -2,7 +2,9 @@
 
 ``--algo ppo`` (default): PPO with every norm against SB3's ``CnnPolicy`` on an Atari game or MinAtar.
 ``--algo sac``: SAC on a MuJoCo task (``Hopper-v5``, needs ``pip install -e ".[mujoco]"``) with weight-normalized
-critics, fully weight-normalized and plain norm policies against SB3's ``MlpPolicy`` (goal for WN critics: >= 0.95).
+critics, fully weight-normalized and plain norm policies against SB3's ``MlpPolicy`` (goal for WN critics: >= 0.95),
+then the gradient steps alone in round-robin chunks (``--updates-only`` for just these) and, with ``--profile``,
+the ops that make up each policy's extra time per gradient step.
 
 For each policy the same PPO run (same env, seed and hyperparameters) is timed several times in alternation
 and the best time kept (the machine may be shared). Reported per policy:
@@ -27,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import time
 
@@ -40,6 +43,7 @@ from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
 from agents.policies import register_policies
+from benchmarks._timing import interleaved_median_ms
 from envs.minatar import ChannelFirstBinary, register_minatar
 from rlnorm.layers import LAYER_NORMS
 
@@ -165,6 +169,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per policy; the fastest counts")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--update-chunk", type=int, default=40, help="sac: gradient steps per timed chunk")
+    parser.add_argument("--update-repeats", type=int, default=15, help="sac: timed chunks per policy")
+    parser.add_argument("--profile", action="store_true", help="sac: per-op excess time over the baseline")
+    parser.add_argument("--updates-only", action="store_true", help="sac: skip the learn() fps table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.algo == "sac":
@@ -218,6 +226,9 @@ def main() -> None:
 def main_sac(args: argparse.Namespace) -> None:
     """SAC: learn() fps and update time of each of :data:`SAC_CANDIDATES`, alternated, best of ``repeats``."""
     args.env = args.env or "Hopper-v5"
+    if args.updates_only:
+        sac_updates_alone(args)
+        return
     best = {name: (float("inf"), float("inf")) for name in SAC_CANDIDATES}
     order = list(SAC_CANDIDATES)
     rng = random.Random(0)
@@ -240,6 +251,68 @@ def main_sac(args: argparse.Namespace) -> None:
             f"{name:<30} {args.steps / total:8.1f} {base_total / total:10.3f} "
             f"{updates:9.2f} {updates / base_updates:13.3f}"
         )
+    sac_updates_alone(args)
+
+
+def sac_models(args: argparse.Namespace) -> dict[str, SAC]:
+    """One SAC model per candidate, its replay buffer filled and past ``learning_starts``."""
+    models = {}
+    for name, (policy, kwargs) in SAC_CANDIDATES.items():
+        model = SAC(
+            policy,
+            gym.make(args.env),
+            learning_starts=args.learning_starts,
+            batch_size=args.batch_size,
+            policy_kwargs=kwargs,
+            device=args.device,
+            seed=0,
+            verbose=0,
+        )
+        model.learn(args.learning_starts + 100)
+        models[name] = model
+    return models
+
+
+def sac_updates_alone(args: argparse.Namespace) -> None:
+    """Gradient steps alone (``SAC.train``), round-robin in chunks: less noisy than whole ``learn()`` runs.
+
+    Then, with ``--profile``, where each candidate's extra time per gradient step goes: torch profiler self-CPU
+    time per op, minus the baseline's, largest first (the ops a norm adds, and the ones it makes slower).
+    """
+    models = sac_models(args)
+    chunk = args.update_chunk
+    cases = {name: functools.partial(model.train, gradient_steps=chunk) for name, model in models.items()}
+    times = interleaved_median_ms(cases, repeats=args.update_repeats)
+    per_step = {name: ms / chunk for name, ms in times.items()}
+    base_name = next(iter(SAC_CANDIDATES))
+    print(f"\ngradient steps alone: median of {args.update_repeats} round-robin chunks of {chunk} steps")
+    print(f"{'policy':<30} {'ms/step':>8} {'speed ratio':>12}")
+    for name, ms in per_step.items():
+        print(f"{name:<30} {ms:8.3f} {per_step[base_name] / ms:12.3f}")
+    if args.profile:
+        profile_excess(models, base_name, chunk)
+
+
+def profile_excess(models: dict[str, SAC], base_name: str, steps: int, top: int = 12) -> None:
+    """Print, per candidate, the ops whose self-CPU time per gradient step exceeds the baseline's the most."""
+    from torch.profiler import ProfilerActivity, profile
+
+    per_op: dict[str, dict[str, tuple[float, float]]] = {}
+    for name, model in models.items():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model.train(gradient_steps=steps)
+        per_op[name] = {e.key: (e.self_cpu_time_total / steps, e.count / steps) for e in prof.key_averages()}
+    base = per_op[base_name]
+    for name, ops in per_op.items():
+        if name == base_name:
+            continue
+        total_excess = sum(t for t, _ in ops.values()) - sum(t for t, _ in base.values())
+        print(f"\n{name}: {total_excess:+.0f} us self-CPU per gradient step vs {base_name} (profiled)")
+        print(f"  {'op':<48} {'extra us':>9} {'calls':>13}")
+        excess = sorted(ops, key=lambda k: ops[k][0] - base.get(k, (0.0, 0.0))[0], reverse=True)
+        for key in excess[:top]:
+            (t, n), (t0, n0) = ops[key], base.get(key, (0.0, 0.0))
+            print(f"  {key[:48]:<48} {t - t0:+9.1f} {n0:6.0f} -> {n:<4.0f}")
 
 
 if __name__ == "__main__":
