@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 .PHONY: install test test-all lint format train train-atari train-recurrent train-pixelcnn pixelcnn-data \
         sweep compare tensorboard bench clean \
         study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration study-offpolicy \
-        study-minatar study-minatar-wn-parts study-minatar-calibration study-aggregate study-random-scores study-head-norm study-head-norm-dqn
+        study-minatar study-minatar-wn-parts study-minatar-calibration study-minatar-dqn study-aggregate study-aggregate-dqn study-random-scores study-head-norm study-head-norm-dqn
 
 install: $(STAMP)
 
@@ -114,9 +114,17 @@ study-minatar-wn-parts: install
 study-minatar-calibration: install
 	$(PY) -m agents train configs/study_minatar_calibration.yaml $(ARGS)
 
+# DQN arm of the MinAtar study: 5 games x 4 arms x 5 seeds, 100k steps (~430 core-min: resumes over sittings)
+study-minatar-dqn: install
+	$(PY) -m agents train configs/study_minatar_dqn.yaml $(ARGS)
+	$(PY) -m agents study bn-modes runs/study_minatar_dqn
+
 # Cross-game rliable report of the MinAtar grid; AGGREGATE_RUNS= its experiment folders
 study-aggregate: install
 	$(PY) -m agents study aggregate $(AGGREGATE_RUNS) --out reports/study_minatar_aggregate $(ARGS)
+
+study-aggregate-dqn: install
+	$(PY) -m agents study aggregate runs/study_minatar_dqn --out reports/study_minatar_dqn_aggregate $(ARGS)
 
 # Re-measure the random-policy scores the aggregate normalizes with (~80 s)
 study-random-scores: install

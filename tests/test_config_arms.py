@@ -323,6 +323,15 @@ def test_minatar_study_is_five_games_four_arms_five_seeds_with_wn_data_init() ->
     assert len(config.seeds) == 5 and len(grid(config)) == 100
 
 
+def test_minatar_dqn_arm_matches_the_ppo_grid() -> None:
+    """The DQN grid covers the same games, arms and seeds as the PPO grid, in a runs folder of its own."""
+    ppo, dqn = load_config(CONFIGS / "study_minatar.yaml"), load_config(CONFIGS / "study_minatar_dqn.yaml")
+    assert dqn.algo == "DQN" and dqn.experiment != ppo.experiment
+    assert set(dqn.envs) == set(ppo.envs) and dqn.seeds == ppo.seeds
+    assert dqn.arm_norms == ppo.arm_norms and dqn.arm_policy_kwargs("wn") == {"wn_data_init": True}
+    assert len(grid(dqn)) == 100
+
+
 def test_wn_parts_share_the_minatar_study_runs() -> None:
     """The WN-parts config writes into the study's runs folder: every run it shares with the study (same env and
     label) must train with the same settings, or one config would refuse the other's finished runs."""
