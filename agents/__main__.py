@@ -2,7 +2,8 @@
 
 Commands: ``train`` and ``sweep`` (a config's grid, then its report), ``compare`` (the report of existing runs),
 ``study NAME`` (one experiment of the noise-sensitivity study), ``pixelcnn-data`` and ``pixelcnn`` (collect
-frames, train the density models), ``tb-means`` (per-norm mean runs for TensorBoard).
+frames, train the density models), ``tb-means`` (per-norm mean runs for TensorBoard), ``report-docs`` (the
+generated tables of docs/*.md, from the committed reports).
 ``python -m agents COMMAND --help`` shows each one's arguments.
 """
 
@@ -21,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pixelcnn-data": ("agents.pixelcnn.data", "main"),
     "pixelcnn": ("agents.pixelcnn.train", "main"),
     "tb-means": ("agents.pipeline.tb_means", "main"),
+    "report-docs": ("agents.report.doc_tables", "main"),
 }
 #: ``study NAME`` -> module of that experiment
 STUDIES: dict[str, str] = {
@@ -43,7 +45,8 @@ USAGE = (
     f"  study NAME CONFIG|RUNS_DIR     one experiment of the study; NAME: {', '.join(STUDIES)}\n"
     "  pixelcnn-data CONFIG           collect frames for the PixelCNN with the project's envs\n"
     "  pixelcnn CONFIG                train the PixelCNN grid of a config\n"
-    "  tb-means [RUNS_DIR ...]        per-norm mean runs for TensorBoard (one line, one colour per norm)\n\n"
+    "  tb-means [RUNS_DIR ...]        per-norm mean runs for TensorBoard (one line, one colour per norm)\n"
+    "  report-docs [--check]          refresh the generated tables of docs/*.md from the committed reports\n\n"
     "python -m agents COMMAND --help shows a command's arguments."
 )
 
