@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 .PHONY: install test test-all lint format train train-atari train-recurrent train-pixelcnn pixelcnn-data \
         sweep compare tensorboard bench clean \
         study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration study-offpolicy \
-        study-minatar study-minatar-wn-parts study-minatar-calibration study-minatar-dqn study-aggregate study-aggregate-dqn study-random-scores study-head-norm study-head-norm-dqn
+        study-minatar study-minatar-wn-parts study-minatar-calibration study-minatar-dqn study-atari-breakout study-aggregate study-aggregate-dqn study-random-scores study-head-norm study-head-norm-dqn
 
 install: $(STAMP)
 
@@ -118,6 +118,10 @@ study-minatar-calibration: install
 study-minatar-dqn: install
 	$(PY) -m agents train configs/study_minatar_dqn.yaml $(ARGS)
 	$(PY) -m agents study bn-modes runs/study_minatar_dqn
+
+# PPO on real ALE Breakout, none/bn/wn/ln x 2 seeds x 500k steps: ~26 min a run on this CPU (~3.5 h), minutes on a GPU
+study-atari-breakout: install
+	$(PY) -m agents train configs/study_atari_breakout.yaml $(ARGS)
 
 # Cross-game rliable report of the MinAtar grid; AGGREGATE_RUNS= its experiment folders
 study-aggregate: install
