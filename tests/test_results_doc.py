@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.report.doc_tables import generated_blocks, refresh, render_block
+from agents.report.doc_tables import generated_blocks, main, parse_marker, refresh, render_block
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "results.md"
@@ -179,3 +179,54 @@ def test_code_links_and_generated_blocks_are_not_prose() -> None:
         "<!-- generated from reports/x.md\ntable: y\n-->\n| 9.8765 |\n<!-- end generated -->\nd 1.5\n"
     )
     assert [text.strip() for _, text in doc_prose(doc)] == ["a   b [c]", "d 1.5"]
+
+
+REPORT = """# r
+
+## Noise
+
+| env | level | none | bn |
+|---|---|---|---|
+| E | 0.1 | 1.00 [0.90, 1.10] | 2.00 [1.90, 2.10] |
+| E | 0.3 | 3.00 [2.90, 3.10] | 4.00 [3.90, 4.10] |
+
+| other | table |
+|---|---|
+| x | y |
+"""
+
+
+def test_a_marker_selects_relabels_and_renames(tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text(REPORT)
+    spec = parse_marker(
+        "report.md\nlabel: condition\ntable: Noise | noise {level} | level=0.3\ncolumns: bn -> BN | none"
+    )
+    assert render_block(spec, tmp_path) == (
+        "| condition | BN | none |\n|---|---|---|\n| noise 0.3 | 4.00 [3.90, 4.10] | 3.00 [2.90, 3.10] |\n"
+    )
+    assert render_block(parse_marker("report.md\ntable: Noise #2"), tmp_path).endswith("| x | y |\n")
+
+
+def test_report_docs_check_finds_a_stale_block_and_refreshes_it(tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text(REPORT)
+    doc = tmp_path / "doc.md"
+    doc.write_text("text\n<!-- generated from report.md\ntable: Noise #2\n-->\n| old |\n<!-- end generated -->\nmore\n")
+    assert main(["--root", str(tmp_path), "--check", str(doc)]) == 1
+    assert main(["--root", str(tmp_path), str(doc)]) == 0
+    assert main(["--root", str(tmp_path), "--check", str(doc)]) == 0
+    assert "| other | table |\n|---|---|\n| x | y |\n<!-- end generated -->\nmore" in doc.read_text()
+
+
+@pytest.mark.parametrize(
+    ("marker", "named"),
+    [
+        ("report.md\ntable: Nothing", "'Nothing'"),
+        ("report.md\ntable: Noise\ncolumns: wn", "'wn'"),
+        ("report.md\nlabel: c\ntable: Noise | {norm}", "'norm'"),
+        ("missing.md\ntable: Noise", "missing.md"),
+    ],
+)
+def test_a_bad_marker_names_what_is_missing(tmp_path: Path, marker: str, named: str) -> None:
+    (tmp_path / "report.md").write_text(REPORT)
+    with pytest.raises(ValueError, match=re.escape(named)):
+        render_block(parse_marker(marker), tmp_path)

@@ -34,7 +34,7 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -89,7 +89,6 @@ class BlockSpec:
     tables: tuple[TableSpec, ...]
     columns: tuple[tuple[str, str], ...] = ()
     label: str | None = None
-    marker: str = field(default="", compare=False)
 
 
 def _cells(line: str) -> tuple[str, ...]:
@@ -160,7 +159,7 @@ def parse_marker(marker: str) -> BlockSpec:
             label = value
     if not tables:
         raise ValueError(f"generated block from {source} has no 'table:' clause")
-    return BlockSpec(source, tuple(tables), tuple(columns), label, marker)
+    return BlockSpec(source, tuple(tables), tuple(columns), label)
 
 
 def _find_table(tables: list[MarkdownTable], spec: TableSpec, source: str) -> MarkdownTable:
@@ -208,9 +207,9 @@ def render_block(spec: BlockSpec, root: Path) -> str:
         keep = [_column(table, name, spec.source) for name, _ in columns]
         if not lines:
             header += [shown for _, shown in columns]
-        where = _column(table, table_spec.where[0], spec.source) if table_spec.where else None
+        where = (_column(table, table_spec.where[0], spec.source), table_spec.where[1]) if table_spec.where else None
         for row in table.rows:
-            if where is not None and table_spec.where and row[where] != table_spec.where[1]:
+            if where is not None and row[where[0]] != where[1]:
                 continue
             cells = [row[i] for i in keep]
             if spec.label is not None:
