@@ -230,3 +230,11 @@ def test_a_bad_marker_names_what_is_missing(tmp_path: Path, marker: str, named: 
     (tmp_path / "report.md").write_text(REPORT)
     with pytest.raises(ValueError, match=re.escape(named)):
         render_block(parse_marker(marker), tmp_path)
+
+
+def test_a_repeated_column_name_is_taken_by_its_number(tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text(
+        "| p | interval | mean | interval |\n|---|---|---|---|\n| a | 0-1 | 5 | 4-6 |\n"
+    )
+    spec = parse_marker("report.md\ntable:\ncolumns: p | interval #2 -> t interval | mean")
+    assert render_block(spec, tmp_path) == "| p | t interval | mean |\n|---|---|---|\n| a | 4-6 | 5 |\n"

@@ -20,7 +20,8 @@ Clauses, one a line:
   table under the heading whose text is ``HEADING`` (any level; an empty heading means the file's first table).
   ``LABEL`` makes the row label, with ``{column}`` replaced by that row's cell of the source column (default: the
   source row's first cell); ``COLUMN=VALUE`` keeps only the rows whose cell in ``COLUMN`` is ``VALUE``.
-- ``columns: A | B -> NEW | ...``: the source columns to keep, in order, optionally renamed (default: all).
+- ``columns: A | B -> NEW | C #2 | ...``: the source columns to keep, in order, optionally renamed (default: all);
+  ``C #2`` is the second column headed ``C``.
 - ``label: TEXT``: prepend a column headed ``TEXT`` holding each row's label (without it no label column is
   added, and ``columns`` should name the source's own first column).
 
@@ -171,9 +172,12 @@ def _find_table(tables: list[MarkdownTable], spec: TableSpec, source: str) -> Ma
 
 
 def _column(table: MarkdownTable, name: str, source: str) -> int:
-    if name not in table.header:
+    match = re.match(r"^(.*?)\s*#(\d+)$", name)
+    header, k = (match.group(1), int(match.group(2))) if match else (name, 1)
+    found = [i for i, cell in enumerate(table.header) if cell == header]
+    if len(found) < k:
         raise ValueError(f"{source}, table {table.heading!r}: no column {name!r}; columns: {list(table.header)}")
-    return table.header.index(name)
+    return found[k - 1]
 
 
 def _label(template: str | None, row: dict[str, str], where: str) -> str:
