@@ -147,7 +147,7 @@ def test_generated_tables_are_current() -> None:
     doc = DOC.read_text()
     blocks = generated_blocks(doc)
     assert blocks, "docs/results.md has no generated block"
-    stale = [spec.source for spec, body in blocks if body != render_block(spec, ROOT)]
+    stale = [spec.source for spec, body in blocks if body.strip() != render_block(spec, ROOT).strip()]
     assert not stale, f"stale generated tables (run python -m agents report-docs): from {stale}"
     assert refresh(doc, ROOT) == doc
 
@@ -217,7 +217,7 @@ def test_report_docs_check_finds_a_stale_block_and_refreshes_it(tmp_path: Path) 
     assert main(["--root", str(tmp_path), "--check", str(doc)]) == 1
     assert main(["--root", str(tmp_path), str(doc)]) == 0
     assert main(["--root", str(tmp_path), "--check", str(doc)]) == 0
-    assert "| other | table |\n|---|---|\n| x | y |\n<!-- end generated -->\nmore" in doc.read_text()
+    assert "| other | table |\n|---|---|\n| x | y |\n\n<!-- end generated -->\nmore" in doc.read_text()
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """Tables of the docs generated from committed reports: ``python -m agents report-docs [--check]``.
 
 A table in ``docs/*.md`` that restates a report's table is a *generated block*: an HTML comment (invisible in
-rendered Markdown) names its source and what to take from it, the table follows, and ``<!-- end generated -->``
-closes it::
+rendered Markdown) names its source and what to take from it, the table follows, then a blank line (so that every
+renderer ends the table there) and ``<!-- end generated -->``::
 
     <!-- generated from reports/study_noise/report.md
     label: condition
@@ -12,6 +12,7 @@ closes it::
     -->
     | condition | none | bn | wn | ln |
     ...
+
     <!-- end generated -->
 
 Clauses, one a line:
@@ -242,7 +243,8 @@ def refresh(doc: str, root: Path) -> str:
 
     def rebuild(match: re.Match[str]) -> str:
         table = render_block(parse_marker(match.group("marker")), root)
-        return f"{BEGIN}{match.group('marker')}-->\n{table}{END}"
+        # the blank line ends the table before the closing comment on every Markdown renderer
+        return f"{BEGIN}{match.group('marker')}-->\n{table}\n{END}"
 
     return _BLOCK.sub(rebuild, doc)
 
