@@ -19,7 +19,7 @@ HOST ?= 127.0.0.1
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all lint format train train-atari train-recurrent train-pixelcnn pixelcnn-data \
+.PHONY: install test test-all lint format docs-tables docs-check train train-atari train-recurrent train-pixelcnn pixelcnn-data \
         sweep compare tensorboard bench clean \
         study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration study-offpolicy \
         study-minatar study-minatar-wn-parts study-minatar-calibration study-minatar-dqn study-atari-breakout study-aggregate study-aggregate-dqn study-random-scores study-head-norm study-head-norm-dqn
@@ -143,6 +143,15 @@ study-head-norm-dqn: install
 
 study-exploration: install
 	$(PY) -m agents study exploration configs/study_exploration.yaml $(ARGS)
+
+# docs/*.md tables generated from the committed reports (report-docs markers); docs-check fails when one drifted
+# or when a number of docs/results.md has no committed source
+docs-tables: install
+	$(PY) -m agents report-docs
+
+docs-check: install
+	$(PY) -m agents report-docs --check
+	$(PY) -m pytest -q tests/test_results_doc.py
 
 compare: install
 	$(PY) -m agents compare $(RUNS) $(ARGS)
