@@ -1,7 +1,16 @@
-"""Pseudo-count exploration bonus from an online PixelCNN density model (Ostrovski et al., 2017).
+"""Count-based exploration bonuses: exact visit counts, and pseudo-counts from an online PixelCNN density model
+(Ostrovski et al., 2017).
 
-:class:`PseudoCountReward` wraps any SB3 ``VecEnv`` (so PPO, A2C and DQN all use it unchanged). On every
-step, for **every** new frame ``x`` of every env (the terminal frame where an episode ended), in env order:
+Both are ``VecEnv`` wrappers (so PPO, A2C and DQN all use them unchanged) that add the bonus to the reward when
+the transition is collected: DQN stores the rewarded transition in its replay buffer, as Ostrovski et al. did
+(their mixed Monte Carlo return is not implemented). The ``exploration:`` block of an experiment config picks
+one by ``kind`` (:data:`EXPLORATION_KINDS`):
+
+- ``count`` (:class:`CountReward`): the exact number of visits ``N`` of each observation (its bytes), counted
+  when the frame is seen, and the bonus ``beta / sqrt(N + 0.01)``; the tabular baseline the pseudo-count
+  approximates.
+- ``pseudocount`` (:class:`PseudoCountReward`): on every step, for **every** new frame ``x`` of every env (the
+  terminal frame where an episode ended), in env order:
 
 1. ``log rho(x)`` under the current density model,
 2. one optimizer step on ``-log rho(x)`` (batch of 1: the online setting where batch norm is at its worst),
@@ -17,8 +26,13 @@ normalizes the frame by its own statistics, through which every pixel's predicti
 Ostrovski et al. So with ``norm: bn`` the frame is scored in eval mode (running statistics, updated by the train
 step like any other state of the model), at the cost of one more forward pass per frame and per score.
 
-Each info dict gets ``info["pseudo_count"] = {"prediction_gain", "pseudo_count", "bonus", "bits_per_dim"}``;
-:class:`PseudoCountLogger` records their means under ``exploration/...`` in TensorBoard. The density model is
+Each info dict gets ``info["visit_count"] = {"bonus", "visit_count"}`` (``count``) or
+``info["pseudo_count"] = {"prediction_gain", "pseudo_count", "bonus", "bits_per_dim", "visit_count"}``
+(``pseudocount``; the exact count is kept beside the pseudo-count to measure how well the density model counts);
+:class:`ExplorationLogger` records their means under ``exploration/...`` in TensorBoard.
+
+Longer than 400 lines because it holds both bonus wrappers, which share the config dispatch, the transition
+frames, the info format and the logger. The density model is
 left in train mode between steps (it is trained online).
 """
 
@@ -43,8 +57,51 @@ from rlnorm.pixelcnn.model import ARCHS, OUTPUTS, PixelCNN
 from rlnorm.registry import NORMS
 from rlnorm.validation import ConfigError, check_choice, check_device, check_int, check_positive
 
-EXPLORATION_KINDS: tuple[str, ...] = ("pseudocount",)
+EXPLORATION_KINDS: tuple[str, ...] = ("count", "pseudocount")
+#: the info key of the pseudo-count statistics, and that of the exact-count ones
 INFO_KEY = "pseudo_count"
+COUNT_INFO_KEY = "visit_count"
+#: ``0.01`` in ``beta / sqrt(N + 0.01)`` (Ostrovski et al.; keeps the bonus finite at ``N = 0``)
+COUNT_OFFSET = 0.01
+
+
+def check_options_keys(options: Mapping[str, Any], known: set[str]) -> None:
+    """Refuse keys of an ``exploration:`` block that its kind does not have, by name.
+
+    :param options: the block (``kind`` is always allowed)
+    :param known: the keys of the kind's settings
+    :raises ConfigError: naming the first unknown key and listing the allowed ones
+    """
+    unknown = sorted(set(options) - known - {"kind"})
+    if unknown:
+        raise ConfigError(
+            "",
+            f"exploration.{unknown[0]}",
+            f"unknown key(s) {unknown} for kind {options.get('kind')!r}; allowed keys: kind, "
+            f"{', '.join(sorted(known))}",
+        )
+
+
+@dataclass(frozen=True)
+class CountConfig:
+    """Settings of the exact visit-count bonus (``exploration: {kind: count, ...}``).
+
+    :param beta: bonus scale ``beta`` (> 0)
+    :param seed: unused (the count has no randomness); accepted because the pipeline passes the run seed
+    """
+
+    beta: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "beta", check_positive(self.beta, "exploration.beta"))
+        object.__setattr__(self, "seed", check_int(self.seed, "exploration.seed", 0))
+
+    @classmethod
+    def from_dict(cls, options: Mapping[str, Any]) -> CountConfig:
+        """Build from a mapping, rejecting unknown keys by name (``kind`` is accepted and ignored)."""
+        check_options_keys(options, {f.name for f in dataclasses.fields(cls)})
+        return cls(**{k: v for k, v in options.items() if k != "kind"})
 
 
 @dataclass(frozen=True)
@@ -103,14 +160,7 @@ class PseudoCountConfig:
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> PseudoCountConfig:
         """Build from a mapping, rejecting unknown keys by name (``kind`` is accepted and ignored)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - known - {"kind"})
-        if unknown:
-            raise ConfigError(
-                "",
-                f"exploration.{unknown[0]}",
-                f"unknown key(s) {unknown}; allowed keys: kind, {', '.join(sorted(known))}",
-            )
+        check_options_keys(options, {f.name for f in dataclasses.fields(cls)})
         return cls(**{k: v for k, v in options.items() if k != "kind"})
 
 
@@ -128,7 +178,76 @@ def pseudo_count(prediction_gain: np.ndarray, n: np.ndarray | float, c: float) -
 
 def pseudo_count_bonus(count: np.ndarray, beta: float) -> np.ndarray:
     """``beta / sqrt(N + 0.01)`` (0 for an infinite count)."""
-    return beta / np.sqrt(count + 0.01)
+    return beta / np.sqrt(count + COUNT_OFFSET)
+
+
+class VisitCounter:
+    """Exact visit counts of observations, keyed by their bytes (shape and dtype are fixed per env)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[bytes, int] = {}
+
+    def visit(self, frame: np.ndarray) -> int:
+        """Count one visit of ``frame`` and return its count including this visit."""
+        key = np.ascontiguousarray(frame).tobytes()
+        count = self.counts.get(key, 0) + 1
+        self.counts[key] = count
+        return count
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+
+def transition_frames(obs: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+    """The frames the transitions of one ``VecEnv`` step led to: ``obs``, with the terminal observation where an
+    episode ended (not the first frame of the next episode)."""
+    frames = np.array(obs, copy=True)
+    for i in np.flatnonzero(dones):
+        if "terminal_observation" in infos[i]:
+            frames[i] = infos[i]["terminal_observation"]
+    return frames
+
+
+class CountReward(VecEnvWrapper):
+    """Adds the exact visit-count bonus ``beta / sqrt(N + 0.01)`` to the rewards of ``venv``.
+
+    ``N`` counts the visits of the new frame of each env (the terminal frame where an episode ended), this visit
+    included, as the pseudo-count's model is trained on the frame before its count is read. Reset frames are
+    not counted. For small discrete observation sets (Deep Sea, grid worlds), where counting is exact and cheap.
+
+    :param venv: any env with array observations
+    :param config: the bonus scale
+    """
+
+    def __init__(self, venv: VecEnv, config: CountConfig | None = None):
+        super().__init__(venv)
+        self.config = config or CountConfig()
+        self.counter = VisitCounter()
+
+    def observe(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """Count each frame of ``frames`` in turn and return ``visit_count`` and ``bonus`` per frame."""
+        counts = np.array([self.counter.visit(frame) for frame in frames], dtype=np.float64)
+        return {"visit_count": counts, "bonus": pseudo_count_bonus(counts, self.config.beta)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The counts (for checkpoints: SB3 saves only the agent)."""
+        return {"counts": dict(self.counter.counts)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.counter.counts = dict(state["counts"])
+
+    def reset(self) -> VecEnvObs:
+        """Reset ``venv`` (reset frames are not counted: they carry no transition to reward)."""
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step ``venv``, count the new frames and add the bonus to the rewards."""
+        obs, rewards, dones, infos = self.venv.step_wait()
+        stats = self.observe(transition_frames(obs, dones, infos))
+        for i, info in enumerate(infos):
+            info[COUNT_INFO_KEY] = {key: float(values[i]) for key, values in stats.items()}
+        return obs, (rewards + stats["bonus"]).astype(np.float32), dones, infos
 
 
 class PseudoCountReward(VecEnvWrapper):
@@ -165,6 +284,8 @@ class PseudoCountReward(VecEnvWrapper):
             ).to(self.device)
         self.optimizer = torch.optim.Adam(self.density.parameters(), lr=cfg.lr)
         self.n_updates = 0
+        #: exact counts beside the pseudo-counts, to measure how well the density model counts
+        self.counter = VisitCounter()
         self._initialized = cfg.norm != "wn"
         #: train mode would score each frame with a model that sees the frame's later pixels (batch norm)
         self.scores_in_eval_mode = NORMS[cfg.norm].batch_dependent
@@ -195,8 +316,10 @@ class PseudoCountReward(VecEnvWrapper):
 
         :param obs: a batch of raw observations ``(N, C, H, W)``
         :return: arrays of length ``N``: ``prediction_gain`` (nats), ``pseudo_count``, ``bonus``,
-            ``bits_per_dim`` (of each frame before its update); all from causal evaluations (:meth:`score`)
+            ``bits_per_dim`` (of each frame before its update), all from causal evaluations (:meth:`score`); and
+            ``visit_count``, the exact count of the raw observation including this visit
         """
+        visits = np.array([self.counter.visit(frame) for frame in obs], dtype=np.float64)
         frames = self.encoder(obs).to(self.device)
         if not self._initialized:
             self._data_init(frames)
@@ -226,6 +349,7 @@ class PseudoCountReward(VecEnvWrapper):
             "pseudo_count": counts,
             "bonus": pseudo_count_bonus(counts, self.config.beta),
             "bits_per_dim": bpd,
+            "visit_count": visits,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -236,6 +360,7 @@ class PseudoCountReward(VecEnvWrapper):
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "n_updates": self.n_updates,
             "initialized": self._initialized,
+            "counts": dict(self.counter.counts),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -244,6 +369,7 @@ class PseudoCountReward(VecEnvWrapper):
         self.optimizer.load_state_dict(state["optimizer"])
         self.n_updates = int(state["n_updates"])
         self._initialized = bool(state["initialized"])
+        self.counter.counts = dict(state.get("counts", {}))  # absent in checkpoints from before the counts
 
     def reset(self) -> VecEnvObs:
         """Reset ``venv`` (reset frames are not trained on: they carry no transition to reward)."""
@@ -252,42 +378,56 @@ class PseudoCountReward(VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         """Step ``venv``, train the density model on the new frames and add the bonus to the rewards."""
         obs, rewards, dones, infos = self.venv.step_wait()
-        frames = np.array(obs, copy=True)
-        for i in np.flatnonzero(dones):
-            # the frame the transition led to, not the first frame of the next episode
-            if "terminal_observation" in infos[i]:
-                frames[i] = infos[i]["terminal_observation"]
-        stats = self.observe(frames)
+        stats = self.observe(transition_frames(obs, dones, infos))
         for i, info in enumerate(infos):
             info[INFO_KEY] = {key: float(values[i]) for key, values in stats.items()}
         return obs, (rewards + stats["bonus"]).astype(np.float32), dones, infos
+
+
+def exploration_config(options: Mapping[str, Any]) -> CountConfig | PseudoCountConfig:
+    """The validated settings of an ``exploration:`` block, by its ``kind``.
+
+    :param options: ``{"kind": "count" | "pseudocount", ...}``
+    :raises ConfigError: an unknown kind (listing :data:`EXPLORATION_KINDS`), an unknown key or a bad value
+    """
+    kind = check_choice(options.get("kind"), "exploration.kind", EXPLORATION_KINDS)
+    return (CountConfig if kind == "count" else PseudoCountConfig).from_dict(options)
 
 
 def wrap_exploration(venv: VecEnv, options: Mapping[str, Any]) -> VecEnv:
     """Wrap ``venv`` with the exploration bonus described by ``options`` (an experiment's ``exploration:``).
 
     :param venv: the training env
-    :param options: ``{"kind": "pseudocount", ...}`` with the keys of :class:`PseudoCountConfig`
+    :param options: ``{"kind": "count", "beta": ...}`` (:class:`CountConfig`) or ``{"kind": "pseudocount", ...}``
+        (:class:`PseudoCountConfig`)
     :return: the wrapped env
     """
-    check_choice(options.get("kind"), "exploration.kind", EXPLORATION_KINDS)
-    return PseudoCountReward(venv, PseudoCountConfig.from_dict(options))
+    config = exploration_config(options)
+    if isinstance(config, CountConfig):
+        return CountReward(venv, config)
+    return PseudoCountReward(venv, config)
 
 
-class PseudoCountLogger(BaseCallback):
-    """Records the means of the pseudo-count statistics found in the step infos, under ``exploration/``.
+class ExplorationLogger(BaseCallback):
+    """Records the means of the bonus statistics found in the step infos, under ``exploration/``.
 
-    Tags: ``exploration/bonus``, ``exploration/prediction_gain``, ``exploration/density_bits_per_dim``,
-    ``exploration/pseudo_count`` (mean over finite counts) and ``exploration/nonpositive_gain_fraction``.
-    Averaged over all steps between two logger dumps. Does nothing for envs without the wrapper.
+    Tags: ``exploration/bonus``, ``exploration/visit_count`` and ``exploration/distinct_fraction`` (share of
+    frames seen for the first time), and for the pseudo-count ``exploration/prediction_gain``,
+    ``exploration/density_bits_per_dim``, ``exploration/pseudo_count`` (mean over finite counts) and
+    ``exploration/nonpositive_gain_fraction``. Averaged over all steps between two logger dumps. Does nothing for
+    envs without a bonus wrapper.
     """
 
     def _on_step(self) -> bool:
         for info in self.locals.get("infos", ()):
-            stats = info.get(INFO_KEY)
+            stats = info.get(INFO_KEY, info.get(COUNT_INFO_KEY))
             if stats is None:
                 continue
             self.logger.record_mean("exploration/bonus", stats["bonus"])
+            self.logger.record_mean("exploration/visit_count", stats["visit_count"])
+            self.logger.record_mean("exploration/distinct_fraction", float(stats["visit_count"] == 1))
+            if "pseudo_count" not in stats:
+                continue
             self.logger.record_mean("exploration/prediction_gain", stats["prediction_gain"])
             self.logger.record_mean("exploration/density_bits_per_dim", stats["bits_per_dim"])
             finite = math.isfinite(stats["pseudo_count"])
@@ -295,3 +435,7 @@ class PseudoCountLogger(BaseCallback):
             if finite:
                 self.logger.record_mean("exploration/pseudo_count", stats["pseudo_count"])
         return True
+
+
+#: the name the training pipeline imports (it logs both kinds)
+PseudoCountLogger = ExplorationLogger

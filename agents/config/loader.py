@@ -291,13 +291,13 @@ def parse_schedule(value: str, fail: Any = None) -> float:
 
 
 def _parse_exploration(data: Any) -> dict[str, Any]:
-    from agents.exploration import EXPLORATION_KINDS, PseudoCountConfig
+    from agents.exploration import exploration_config
 
     exploration = dict(check_mapping(data, "exploration"))
-    check_choice(exploration.get("kind"), "exploration.kind", EXPLORATION_KINDS)
-    # errors name "exploration.<key>"; the block is kept as written (the run builds the bonus from it, with the
-    # run seed where none is written), so a run's recorded config still matches it on resume
-    PseudoCountConfig.from_dict(exploration)
+    # errors name "exploration.<key>" (an unknown kind lists the allowed ones); the block is kept as written (the
+    # run builds the bonus from it, with the run seed where none is written), so a run's recorded config still
+    # matches it on resume
+    exploration_config(exploration)
     return exploration
 
 

@@ -2,6 +2,9 @@
 
 ``python -m agents study exploration configs/study_exploration.yaml [key=value ...] [--density-norms wn bn]``
 
+With ``--sizes`` the command is study 6c instead (:mod:`agents.studies.exploration_sizes`): several algorithm
+configs, Deep Sea sizes and the variants ``plain`` / ``count`` / ``pc-<norm>``.
+
 The config is an ordinary experiment config with an ``exploration:`` block. This script runs its grid once
 without the bonus (variant ``plain``, the block removed) and once per density-model norm (variant
 ``pc-<norm>``, ``exploration.norm=<norm>``), each into ``<runs_dir>/<experiment>/<variant>/``, then reads the
@@ -231,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from agents.studies.cli import run_arms, study_parser
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(arg == "--sizes" or arg.startswith("--sizes=") for arg in argv):
+        from agents.studies.exploration_sizes import main as sizes_main
+
+        return sizes_main(argv)
     parser = study_parser(PROG, DESCRIPTION, "variant")
     parser.add_argument("--density-norms", nargs="+", default=list(DENSITY_NORMS), help="one pc-<norm> variant each")
     parser.add_argument(
