@@ -143,7 +143,7 @@ def test_tiny_study_runs_dqn_and_ppo_with_each_bonus_and_reports(tmp_path: Path)
     assert set(zip(runs.algo, runs.variant)) == {(a, v) for a in ("DQN", "PPO") for v in ("plain", "count", "pc-wn")}
     assert runs.episodes.min() >= 8 * 3 and (runs.steps >= 8 * 9).all()
     pc = runs[runs.variant == "pc-wn"]
-    assert pc.count_rank_corr.notna().all()
+    assert pc.count_rank_corr.notna().all() and (pc.pseudo_over_exact > 0).all()
     text = (out / "report.md").read_text()
     assert "## DQN" in text and "## PPO" in text and "largest size solved reliably" in text
     assert (out / "sizes.png").stat().st_size > 10_000

@@ -15,7 +15,9 @@ Reads ``<runs_dir>/<experiment>/n<size>/<variant>/<env>/<algo>-<arm>-s<seed>/`` 
 
 For the pseudo-count runs, ``count_rank_corr`` is Spearman's rank correlation between the exact visit count and
 the pseudo-count of the sampled frames (1: the density model orders frames as counting would; near 0: its
-pseudo-count says nothing about how often a frame was seen).
+pseudo-count says nothing about how often a frame was seen), and ``pseudo_over_exact`` the median ratio of the
+two late in training (1: the pseudo-count is the count; far above 1: the model generalizes a visit of one frame
+to the others, and the bonus vanishes).
 """
 
 from __future__ import annotations
@@ -40,15 +42,19 @@ MIN_SEEDS_RELIABLE = 3
 RUN_LOG = "run_log.md"
 
 
-def count_rank_corr(path: Path) -> float:
-    """Spearman correlation of exact count and pseudo-count in a run's ``counts.csv`` (NaN without one)."""
+def count_agreement(path: Path) -> tuple[float, float]:
+    """How a run's pseudo-counts (its ``counts.csv``) compare with the exact counts: Spearman's rank correlation
+    over all sampled frames, and the median ratio pseudo-count / exact count over the second half of them
+    (an infinite pseudo-count, no prediction gain, counts as an infinite ratio). NaNs without the file."""
     if not path.exists():
-        return float("nan")
+        return float("nan"), float("nan")
     rows = pd.read_csv(path)
     if len(rows) < 3:
-        return float("nan")
+        return float("nan"), float("nan")
     # an infinite pseudo-count (no prediction gain) ranks above every finite one, as it should
-    return float(rows.visit_count.rank().corr(rows.pseudo_count.rank()))
+    corr = float(rows.visit_count.rank().corr(rows.pseudo_count.rank()))
+    late = rows.iloc[len(rows) // 2 :]
+    return corr, float(np.median(late.pseudo_count / late.visit_count))
 
 
 def load_runs(study_dir: str | Path) -> pd.DataFrame:
@@ -56,7 +62,7 @@ def load_runs(study_dir: str | Path) -> pd.DataFrame:
 
     :param study_dir: ``<runs_dir>/<experiment>``
     :return: columns ``algo, size, variant, seed, steps, episodes, greedy_return, greedy_solved, reached,
-        first_success_episode, solved_episodes, wall_time_s, count_rank_corr``
+        first_success_episode, solved_episodes, wall_time_s, count_rank_corr, pseudo_over_exact``
     """
     rows = []
     for final in sorted(Path(study_dir).glob(f"n*/*/*/*/{FINAL_FILE}")):
@@ -69,6 +75,7 @@ def load_runs(study_dir: str | Path) -> pd.DataFrame:
         episodes = json.loads(episodes_path.read_text()) if episodes_path.exists() else {}
         greedy = float(done["metrics"]["eval/return_clean"])
         first = episodes.get("first_solved_episode")
+        corr, ratio = count_agreement(run_dir / "counts.csv")
         rows.append(
             {
                 "algo": config["algo"],
@@ -83,12 +90,13 @@ def load_runs(study_dir: str | Path) -> pd.DataFrame:
                 "first_success_episode": np.nan if first is None else int(first),
                 "solved_episodes": episodes.get("solved_episodes", np.nan),
                 "wall_time_s": round(float(done["wall_time_s"]), 1),
-                "count_rank_corr": count_rank_corr(run_dir / "counts.csv"),
+                "count_rank_corr": corr,
+                "pseudo_over_exact": ratio,
             }
         )
     columns = [
         "algo", "size", "variant", "seed", "steps", "episodes", "greedy_return", "greedy_solved", "reached",
-        "first_success_episode", "solved_episodes", "wall_time_s", "count_rank_corr",
+        "first_success_episode", "solved_episodes", "wall_time_s", "count_rank_corr", "pseudo_over_exact",
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns).sort_values(["algo", "variant", "size", "seed"], ignore_index=True)
 
@@ -98,9 +106,15 @@ def median_first_success(first: pd.Series) -> float:
     return float(np.median(first.fillna(np.inf).to_numpy())) if len(first) else float("nan")
 
 
+def nan_median(values: pd.Series) -> float:
+    """The median of the non-NaN values (NaN when there are none)."""
+    return float(values.median()) if values.notna().any() else float("nan")
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Per ``(algo, variant, size)``: seeds, greedy-solved and reached counts, median episodes to first success,
-    the episodes budget, the median wall time and the median count rank correlation."""
+    the episodes budget, the median wall time, and the medians of the count rank correlation and of the
+    pseudo-count / exact count ratio."""
     rows = []
     for (algo, variant, size), group in runs.groupby(["algo", "variant", "size"]):
         rows.append(
@@ -114,9 +128,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
                 "median_first_success_episode": median_first_success(group.first_success_episode),
                 "episodes_budget": float(group.episodes.max()),
                 "median_wall_time_s": float(group.wall_time_s.median()),
-                "median_count_rank_corr": (
-                    float(group.count_rank_corr.median()) if group.count_rank_corr.notna().any() else float("nan")
-                ),
+                "median_count_rank_corr": nan_median(group.count_rank_corr),
+                "median_pseudo_over_exact": nan_median(group.pseudo_over_exact),
             }
         )
     return pd.DataFrame(rows)
@@ -211,7 +224,9 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
         f"greedy evaluation return is >= {SOLVED_RETURN} (the policy reaches the treasure); *reached*: some "
         "training episode reached it; *median episodes to first success*: over seeds, a seed that never "
         "succeeded counting as infinite (`> budget` when fewer than half succeeded); *count rank corr*: "
-        "Spearman's correlation of exact count and pseudo-count over the sampled frames (pseudo-count runs). "
+        "Spearman's correlation of exact count and pseudo-count over the sampled frames (pseudo-count runs; "
+        "1: the density model orders frames as counting does); *pseudo / exact count*: median ratio over the second "
+        "half of the sampled frames (1: the pseudo-count is the count). Both are medians over seeds. "
         f"Solved reliably: every seed's final greedy policy solves it, with at least {MIN_SEEDS_RELIABLE} seeds. "
         f"Wall times are of runs sharing 2 CPU cores with other jobs. Invocations: [{RUN_LOG}]({RUN_LOG}).",
         "",
@@ -226,6 +241,7 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
         rows = []
         for r in summary[summary.algo == algo].sort_values(["size", "variant"]).itertuples():
             corr = "-" if np.isnan(r.median_count_rank_corr) else f"{r.median_count_rank_corr:.2f}"
+            ratio = "-" if np.isnan(r.median_pseudo_over_exact) else f"{r.median_pseudo_over_exact:.3g}"
             rows.append(
                 [
                     r.size,
@@ -236,6 +252,7 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
                     int(r.episodes_budget),
                     f"{r.median_wall_time_s:.0f}",
                     corr,
+                    ratio,
                 ]
             )
         md += [
@@ -252,6 +269,7 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
                     "episodes budget",
                     "median wall s",
                     "count rank corr",
+                    "pseudo / exact count",
                 ],
                 rows,
             ),
