@@ -113,8 +113,8 @@ def nan_median(values: pd.Series) -> float:
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Per ``(algo, variant, size)``: seeds, greedy-solved and reached counts, median episodes to first success,
-    the episodes budget, the median wall time, and the medians of the count rank correlation and of the
-    pseudo-count / exact count ratio."""
+    the episodes budget, the median wall time and training speed, and the medians of the count rank correlation
+    and of the pseudo-count / exact count ratio."""
     rows = []
     for (algo, variant, size), group in runs.groupby(["algo", "variant", "size"]):
         rows.append(
@@ -128,6 +128,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
                 "median_first_success_episode": median_first_success(group.first_success_episode),
                 "episodes_budget": float(group.episodes.max()),
                 "median_wall_time_s": float(group.wall_time_s.median()),
+                "median_steps_per_s": float((group.steps / group.wall_time_s).median()),
                 "median_count_rank_corr": nan_median(group.count_rank_corr),
                 "median_pseudo_over_exact": nan_median(group.pseudo_over_exact),
             }
@@ -251,6 +252,7 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
                     first_success_label(pd.Series(r._asdict())),
                     int(r.episodes_budget),
                     f"{r.median_wall_time_s:.0f}",
+                    f"{r.median_steps_per_s:.0f}",
                     corr,
                     ratio,
                 ]
@@ -268,6 +270,7 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
                     "median episodes to first success",
                     "episodes budget",
                     "median wall s",
+                    "steps/s",
                     "count rank corr",
                     "pseudo / exact count",
                 ],
