@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from agents.pipeline.tb_layout import env_slug
-from agents.report.stats import Interval, iqm_interval
+from agents.report.stats import Interval, interval_label, iqm_interval
 from agents.report.tables import md_table, ordered
 from agents.studies.batch_probe import (
     BATCH_SIZES,
@@ -146,8 +146,9 @@ def write_report(results: pd.DataFrame, table: dict, sources: Sequence[str], sec
         "# Batch dependence of trained policies on real observations",
         "",
         f"Runs from {', '.join(f'`{s}`' for s in sources)}; seeds {', '.join(map(str, seeds))}; "
-        f"{int(results.n_batches.max())} batches per (run, batch size, mode). Values are IQMs over seeds with "
-        "stratified-bootstrap 95 % CIs (rliable); n/a: a batch of one has no other samples. "
+        f"{int(results.n_batches.max())} batches per (run, batch size, mode). Values are IQMs over seeds (rliable); "
+        f"intervals: {interval_label(results.groupby(['env', 'norm']).seed.nunique().tolist(), task='env')}; "
+        "n/a: a batch of one has no other samples. "
         f"Measured in {seconds:.0f} s.",
     ]
     for env in sorted(results.env.unique()):

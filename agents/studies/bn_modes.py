@@ -23,7 +23,7 @@ import pandas as pd
 
 from agents.pipeline.tb_layout import BN_MODE_KL, RETURN_EVAL_MODE, RETURN_TRAIN_MODE
 from agents.report.scalars import load_scalars
-from agents.report.stats import curve_intervals, iqm_interval
+from agents.report.stats import curve_intervals, interval_label, iqm_interval
 from agents.report.tables import md_table
 from agents.studies.cli import command_error, finish
 
@@ -114,7 +114,8 @@ def write_report(table: pd.DataFrame, intervals: dict, experiment_dir: Path, out
         "",
         f"From the event files under `{experiment_dir}`; seeds {', '.join(map(str, seeds))}. "
         "gap = eval-mode return - train-mode return; KL = mean over visited states of "
-        "KL(train-mode || eval-mode action distribution). IQM over seeds with stratified-bootstrap 95 % CIs.",
+        "KL(train-mode || eval-mode action distribution). IQM over seeds; intervals: "
+        f"{interval_label(table.groupby(['env', 'norm']).seed.nunique().tolist(), task='env')}.",
         "",
         "## Final evaluation",
         "",
