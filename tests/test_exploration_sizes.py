@@ -105,8 +105,13 @@ def test_report_definitions(tmp_path: Path) -> None:
     assert summary.loc[("count", 4), "median_first_success_episode"] == 6
     assert np.isinf(summary.loc[("plain", 4), "median_first_success_episode"])
     assert summary.loc[("plain", 4), "reached"] == 1
-    reliable = largest_reliable(summarize(runs)).set_index("variant").largest_size_solved_reliably
-    assert reliable["count"] == 4 and reliable["plain"] == "none"
+    fake_run(tmp_path, "DQN", 10, "count", 0, 0.99, 50)
+    fake_run(tmp_path, "DQN", 10, "count", 1, 0.99, 50)
+    fake_run(tmp_path, "DQN", 10, "count", 2, 0.99, 70)
+    reliable = largest_reliable(summarize(load_runs(tmp_path))).set_index("variant")
+    # 10 is solved by every seed, 6 is not: the largest reliable size is 10, the sizes all solved end at 4
+    assert reliable.largest_size_solved_reliably["count"] == 10 and reliable.every_size_up_to["count"] == 4
+    assert reliable.largest_size_solved_reliably["plain"] == "none" and reliable.every_size_up_to["plain"] == "none"
     assert median_first_success(pd.Series([3.0, np.nan, np.nan])) == np.inf
     assert median_first_success(pd.Series([3.0, 5.0, np.nan])) == 5.0
 

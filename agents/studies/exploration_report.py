@@ -9,7 +9,8 @@ Reads ``<runs_dir>/<experiment>/n<size>/<variant>/<env>/<algo>-<arm>-s<seed>/`` 
   greedy policy reaches the treasure: evaluation return >= :data:`SOLVED_RETURN`), the reached fraction (some
   training episode reached it), the median number of training episodes to the first success (a run that never
   succeeded counts as infinite, so the median is ``> budget`` when fewer than half succeeded), and the largest
-  size solved reliably: the largest size at which every seed's final greedy policy solves it (at least 3 seeds);
+  size solved reliably: the largest size at which every seed's final greedy policy solves it (at least 3 seeds),
+  and the largest size up to which every size run is solved reliably;
 - ``sizes.png``: greedy-solved fraction and median episodes to first success against size;
 - ``run_log.md``: one line per study invocation (command, wall time, runs finished / skipped / failed).
 
@@ -138,16 +139,22 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 def largest_reliable(summary: pd.DataFrame) -> pd.DataFrame:
     """Per ``(algo, variant)``: the largest size whose every seed (at least :data:`MIN_SEEDS_RELIABLE`) has a
-    greedy policy that solves it (``none`` if no size is)."""
+    greedy policy that solves it (``none`` if no size is), and the largest size up to which every size run is
+    solved so (``every_size_up_to``)."""
     rows = []
     for (algo, variant), group in summary.groupby(["algo", "variant"]):
-        reliable = group[(group.seeds >= MIN_SEEDS_RELIABLE) & (group.greedy_solved == group.seeds)]
+        group = group.sort_values("size")
+        is_reliable = (group.seeds >= MIN_SEEDS_RELIABLE) & (group.greedy_solved == group.seeds)
+        reliable = group[is_reliable]
+        # the sizes before the first one that is not solved reliably
+        prefix = group["size"][is_reliable.cummin()]
         rows.append(
             {
                 "algo": algo,
                 "variant": variant,
-                "sizes_run": ", ".join(str(s) for s in sorted(group["size"])),
+                "sizes_run": ", ".join(str(s) for s in group["size"]),
                 "largest_size_solved_reliably": int(reliable["size"].max()) if len(reliable) else "none",
+                "every_size_up_to": int(prefix.max()) if len(prefix) else "none",
             }
         )
     return pd.DataFrame(rows)
@@ -234,8 +241,11 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
         "## Largest size solved reliably",
         "",
         md_table(
-            ["algo", "variant", "sizes run", "largest size solved reliably"],
-            [[r.algo, r.variant, r.sizes_run, r.largest_size_solved_reliably] for r in reliable.itertuples()],
+            ["algo", "variant", "sizes run", "largest size solved reliably", "every size solved reliably up to"],
+            [
+                [r.algo, r.variant, r.sizes_run, r.largest_size_solved_reliably, r.every_size_up_to]
+                for r in reliable.itertuples()
+            ],
         ),
     ]
     for algo in sorted(summary.algo.unique()):
