@@ -50,7 +50,7 @@ def _write_run(root: Path, env: str, arm: str, seed: int, *, finished: bool = Tr
     doc = {"algo": algo, "train": {"total_timesteps": STEPS}, "run": {"env": env, "norm": arm, "seed": seed}}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(doc))
     if finished:
-        (run_dir / "final.json").write_text(json.dumps({"num_timesteps": STEPS}))
+        (run_dir / "final.json").write_text(json.dumps({"num_timesteps": STEPS, "wall_time_s": 10.0 + seed}))
     final = clean_return(env, arm, seed)
     writer = SummaryWriter(str(run_dir))
     writer.add_scalar("eval/return_clean", final - 50.0, STEPS // 2)  # superseded by the last evaluation
@@ -179,6 +179,9 @@ def test_report_tables(report: Path) -> None:
     assert "trims nothing" not in md  # 4 runs per game
     assert "left out" in md.lower() and "PPO-none-s9" in md  # the unfinished run is listed, not aggregated
     assert "study-max" in md and "random_scores.csv" in md
+    runs = len(_per_run(report))  # finished runs; seed s took 10 + s seconds
+    wall = sum(float(row["wall_time_s"]) for row in _per_run(report))
+    assert wall > 10 * runs and f"{wall:.0f} s in all over {runs} runs" in md
     # noise: wn keeps its score, so under the heaviest noise it beats none
     noise = md[md.index("## Noise robustness across games: gaussian") :]
     assert "P(X > Y) under the heaviest gaussian noise (0.5)" in noise

@@ -76,6 +76,14 @@ def _runs_section(table: pd.DataFrame, states: pd.DataFrame, run_dirs: Sequence[
         + (f", {int((table.status != 'finished').sum())} unfinished, marked {UNFINISHED_MARK}" if include else "")
         + "). Every run used is a row of `per_run.csv` (its directory, seed, steps and final values).",
     ]
+    walls = table.wall_time_s.dropna() if "wall_time_s" in table else pd.Series(dtype=float)
+    if len(walls):
+        md += [
+            "",
+            f"Wall time of the runs (`wall_time_s` of each run's `final.json`: training and evaluations, one process "
+            f"per run): {walls.sum():.0f} s in all over {len(walls)} runs, median {walls.median():.0f} s a run "
+            f"({walls.min():.0f}–{walls.max():.0f} s).",
+        ]
     if len(left_out):
         reason = "" if include else " (only finished runs are aggregated; `--include-unfinished` adds the others)"
         md += ["", f"Left out{reason}:", ""]

@@ -10,6 +10,7 @@ the optimality gap is the distance to the best run seen; it moves when runs are 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +82,17 @@ def load_finals(run_dirs: Sequence[str | Path], include_unfinished: bool = False
     return finals, pd.concat(states, ignore_index=True)
 
 
+def run_wall_time(run_path: Path) -> float:
+    """Seconds a finished run took (training and its evaluations: ``wall_time_s`` of its ``final.json``), or NaN."""
+    try:
+        return float(json.loads((run_path / "final.json").read_text())["wall_time_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return np.nan
+
+
 def per_run_table(finals: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: its identity, steps and the raw final returns (clean, each noise condition, BN modes).
+    """One row per run: its identity, steps, the raw final returns (clean, each noise condition, BN modes) and its
+    wall time.
 
     :param finals: output of :func:`load_finals`
     """
@@ -102,6 +112,7 @@ def per_run_table(finals: pd.DataFrame) -> pd.DataFrame:
             "return_clean": values.get(RETURN_CLEAN, np.nan),
             "return_train_mode": values.get(RETURN_TRAIN_MODE, np.nan),
             "return_eval_mode": values.get(RETURN_EVAL_MODE, np.nan),
+            "wall_time_s": run_wall_time(Path(run)),
         }
         for tag, value in values.items():
             parsed = parse_noise_tag(tag)
