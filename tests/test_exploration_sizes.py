@@ -15,7 +15,14 @@ from stable_baselines3 import DQN
 import envs
 from agents.config import ConfigError
 from agents.exploration import wrap_exploration
-from agents.studies.exploration_report import largest_reliable, load_runs, median_first_success, summarize
+from agents.studies.exploration_report import (
+    largest_reliable,
+    load_runs,
+    median_first_success,
+    pooled,
+    summarize,
+    wilson_interval,
+)
 from agents.studies.exploration_sizes import (
     COUNTS_FILE,
     EPISODES_FILE,
@@ -112,6 +119,12 @@ def test_report_definitions(tmp_path: Path) -> None:
     # 10 is solved by every seed, 6 is not: the largest reliable size is 10, the sizes all solved end at 4
     assert reliable.largest_size_solved_reliably["count"] == 10 and reliable.every_size_up_to["count"] == 4
     assert reliable.largest_size_solved_reliably["plain"] == "none" and reliable.every_size_up_to["plain"] == "none"
+    pool = pooled(summarize(load_runs(tmp_path))).set_index("variant")
+    # count over sizes 4, 6, 8, 10: 3 + 2 + 1 + 3 of 10 runs; plain ran only size 4: 0 of 3
+    assert pool.loc["count", "sizes"] == "4, 6, 8, 10" and pool.loc["count", "variant_solved"].startswith("9/10 [")
+    assert pool.loc["count", "plain_solved"].startswith("0/3 [0.00, ")
+    low, high = wilson_interval(3, 3)
+    assert 0.4 < low < 0.5 and high == 1.0 and np.isnan(wilson_interval(0, 0)[0])
     assert median_first_success(pd.Series([3.0, np.nan, np.nan])) == np.inf
     assert median_first_success(pd.Series([3.0, 5.0, np.nan])) == 5.0
 

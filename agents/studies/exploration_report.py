@@ -160,6 +160,35 @@ def largest_reliable(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a fraction ``k/n`` (95 % by default); ``(nan, nan)`` for ``n = 0``."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def pooled(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per algorithm and bonus variant: greedy-solved runs pooled over the variant's sizes, beside ``plain`` over
+    the same sizes, with Wilson 95 % intervals (sizes differ in difficulty, so this is a count over the grid,
+    not one success probability)."""
+    rows = []
+    for (algo, variant), group in summary.groupby(["algo", "variant"]):
+        if variant == "plain":
+            continue
+        sizes = sorted(group["size"])
+        plain = summary[(summary.algo == algo) & (summary.variant == "plain") & summary["size"].isin(sizes)]
+        row = {"algo": algo, "variant": variant, "sizes": ", ".join(map(str, sizes))}
+        for name, part in (("variant_solved", group), ("plain_solved", plain)):
+            k, n = int(part.greedy_solved.sum()), int(part.seeds.sum())
+            low, high = wilson_interval(k, n)
+            row[name] = f"{k}/{n} [{low:.2f}, {high:.2f}]" if n else "-"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def first_success_label(row: pd.Series) -> str:
     """``123`` or ``> 480`` (when fewer than half the seeds succeeded within the budget)."""
     value = row.median_first_success_episode
@@ -246,6 +275,18 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
                 [r.algo, r.variant, r.sizes_run, r.largest_size_solved_reliably, r.every_size_up_to]
                 for r in reliable.itertuples()
             ],
+        ),
+    ]
+    pool = pooled(summary)
+    md += [
+        "",
+        "## Greedy-solved runs pooled over sizes",
+        "",
+        "Each bonus variant against `plain` over the same sizes and seeds; Wilson 95 % intervals.",
+        "",
+        md_table(
+            ["algo", "variant", "sizes", "variant: greedy solved", "plain: greedy solved"],
+            [[r.algo, r.variant, r.sizes, r.variant_solved, r.plain_solved] for r in pool.itertuples()],
         ),
     ]
     for algo in sorted(summary.algo.unique()):
