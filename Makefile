@@ -110,9 +110,11 @@ study-minatar: install
 study-minatar-wn-parts: install
 	$(PY) -m agents train configs/study_minatar_wn_parts.yaml $(ARGS)
 
-# Plain-network calibration: PPO on MinAtar Breakout to 5M steps, 2 seeds: ~17 min on 2 cores
+# Plain-network calibration: PPO on MinAtar Breakout to 5M steps, 2 seeds (~29 min on 2 loaded cores), then
+# gymnax-blines' PPO settings (gamma 0.999, 64 envs, lr 5e-4) for 2M steps, 1 seed
 study-minatar-calibration: install
 	$(PY) -m agents train configs/study_minatar_calibration.yaml $(ARGS)
+	$(PY) -m agents train configs/study_minatar_calibration_gymnax.yaml $(ARGS)
 
 # DQN arm of the MinAtar study: 5 games x 4 arms x 5 seeds, 100k steps (~430 core-min: resumes over sittings)
 study-minatar-dqn: install
