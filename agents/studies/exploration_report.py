@@ -289,6 +289,22 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
             [[r.algo, r.variant, r.sizes, r.variant_solved, r.plain_solved] for r in pool.itertuples()],
         ),
     ]
+    cost = runs.groupby(["algo", "variant"]).agg(
+        runs=("seed", "size"),
+        sizes=("size", lambda v: ", ".join(map(str, sorted(set(v))))),
+        wall=("wall_time_s", "sum"),
+    )
+    md += [
+        "",
+        "## Cost: summed wall time of the runs",
+        "",
+        md_table(
+            ["algo", "variant", "runs", "sizes", "summed run wall time (s)"],
+            [[algo, variant, r.runs, r.sizes, f"{r.wall:.0f}"] for (algo, variant), r in cost.iterrows()],
+        ),
+        "",
+        f"All {len(runs)} runs: {runs.wall_time_s.sum():.0f} s summed over runs (2 ran at a time).",
+    ]
     for algo in sorted(summary.algo.unique()):
         rows = []
         for r in summary[summary.algo == algo].sort_values(["size", "variant"]).itertuples():
