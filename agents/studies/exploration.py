@@ -222,7 +222,11 @@ def report(
 
 
 #: the command line's description (not taken from __doc__, which ``python -OO`` strips)
-DESCRIPTION = "Study experiment 6b: PPO with and without the PixelCNN pseudo-count bonus, per density-model norm."
+DESCRIPTION = (
+    "Study experiment 6b: PPO with and without the PixelCNN pseudo-count bonus, per density-model norm. With "
+    "--sizes it is study 6c instead (several algorithm configs, Deep Sea sizes, variants plain / count / "
+    "pc-<norm>): see '--sizes 6 --help'."
+)
 PROG = "python -m agents study exploration"
 
 
