@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install test test-all lint format docs-tables docs-check train train-atari train-recurrent train-pixelcnn pixelcnn-data \
         sweep compare tensorboard bench clean \
-        study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration study-offpolicy \
+        study study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration study-exploration-sizes study-offpolicy \
         study-minatar study-minatar-wn-parts study-minatar-calibration study-minatar-dqn study-atari-breakout study-aggregate study-aggregate-dqn study-random-scores study-head-norm study-head-norm-dqn
 
 install: $(STAMP)
@@ -69,7 +69,7 @@ sweep: install
 	$(PY) -m agents sweep $(CONFIG) $(ARGS)
 
 # The noise-sensitivity study behind docs/results.md (CPU-sized; finished runs are skipped on a re-run).
-study: study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration
+study: study-noise study-noise-trained study-batch-dependence study-minibatch study-minibatch-dqn study-recurrent study-pixelcnn study-exploration study-exploration-sizes
 
 study-noise: install
 	$(PY) -m agents train configs/study_noise.yaml $(ARGS)
@@ -145,6 +145,14 @@ study-head-norm-dqn: install
 
 study-exploration: install
 	$(PY) -m agents study exploration configs/study_exploration.yaml $(ARGS)
+
+# Study 6c: Deep Sea sizes 6-24, DQN and PPO x plain / exact count / PixelCNN pseudo-count, density-norm arm at
+# N = 8; 3 seeds (111 runs, ~85 min on 2 loaded cores)
+study-exploration-sizes: install
+	$(PY) -m agents study exploration configs/study_exploration_sizes.yaml configs/study_exploration_sizes_ppo.yaml --sizes 6 8 10 12 16 20 --variants plain count $(ARGS)
+	$(PY) -m agents study exploration configs/study_exploration_sizes.yaml configs/study_exploration_sizes_ppo.yaml --sizes 6 8 10 12 --variants pc-wn $(ARGS)
+	$(PY) -m agents study exploration configs/study_exploration_sizes.yaml --sizes 8 --variants pc-none pc-pixel_ln pc-bn $(ARGS)
+	$(PY) -m agents study exploration configs/study_exploration_sizes_ppo.yaml --sizes 24 --variants plain count $(ARGS)
 
 # docs/*.md tables generated from the committed reports (report-docs markers); docs-check fails when one drifted
 # or when a number of docs/results.md has no committed source
