@@ -43,7 +43,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -208,7 +208,32 @@ def transition_frames(obs: np.ndarray, dones: np.ndarray, infos: list[dict[str, 
     return frames
 
 
-class CountReward(VecEnvWrapper):
+class BonusReward(VecEnvWrapper):
+    """What the exploration-bonus wrappers share: at each step, :meth:`observe` the new frame of every env (the
+    terminal frame where an episode ended; reset frames carry no transition to reward), add its ``bonus`` to the
+    reward and put its statistics into ``info[info_key]``."""
+
+    #: the ``info`` key of the per-step statistics
+    info_key: ClassVar[str]
+
+    def observe(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """Statistics of each frame of ``frames`` (one per env), including its ``bonus``."""
+        raise NotImplementedError
+
+    def reset(self) -> VecEnvObs:
+        """Reset ``venv`` (reset frames are not observed)."""
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step ``venv``, observe the new frames and add their bonus to the rewards."""
+        obs, rewards, dones, infos = self.venv.step_wait()
+        stats = self.observe(transition_frames(obs, dones, infos))
+        for i, info in enumerate(infos):
+            info[self.info_key] = {key: float(values[i]) for key, values in stats.items()}
+        return obs, (rewards + stats["bonus"]).astype(np.float32), dones, infos
+
+
+class CountReward(BonusReward):
     """Adds the exact visit-count bonus ``beta / sqrt(N + 0.01)`` to the rewards of ``venv``.
 
     ``N`` counts the visits of the new frame of each env (the terminal frame where an episode ended), this visit
@@ -218,6 +243,8 @@ class CountReward(VecEnvWrapper):
     :param venv: any env with array observations
     :param config: the bonus scale
     """
+
+    info_key = COUNT_INFO_KEY
 
     def __init__(self, venv: VecEnv, config: CountConfig | None = None):
         super().__init__(venv)
@@ -237,25 +264,15 @@ class CountReward(VecEnvWrapper):
         """Restore what :meth:`state_dict` returned."""
         self.counter.counts = dict(state["counts"])
 
-    def reset(self) -> VecEnvObs:
-        """Reset ``venv`` (reset frames are not counted: they carry no transition to reward)."""
-        return self.venv.reset()
 
-    def step_wait(self) -> VecEnvStepReturn:
-        """Step ``venv``, count the new frames and add the bonus to the rewards."""
-        obs, rewards, dones, infos = self.venv.step_wait()
-        stats = self.observe(transition_frames(obs, dones, infos))
-        for i, info in enumerate(infos):
-            info[COUNT_INFO_KEY] = {key: float(values[i]) for key, values in stats.items()}
-        return obs, (rewards + stats["bonus"]).astype(np.float32), dones, infos
-
-
-class PseudoCountReward(VecEnvWrapper):
+class PseudoCountReward(BonusReward):
     """Adds the PixelCNN pseudo-count bonus to the rewards of ``venv`` (see the module docstring).
 
     :param venv: an env with channel-first ``uint8`` image observations (Atari or MinAtar)
     :param config: the bonus and density-model settings
     """
+
+    info_key = INFO_KEY
 
     def __init__(self, venv: VecEnv, config: PseudoCountConfig | None = None):
         super().__init__(venv)
@@ -370,18 +387,6 @@ class PseudoCountReward(VecEnvWrapper):
         self.n_updates = int(state["n_updates"])
         self._initialized = bool(state["initialized"])
         self.counter.counts = dict(state.get("counts", {}))  # absent in checkpoints from before the counts
-
-    def reset(self) -> VecEnvObs:
-        """Reset ``venv`` (reset frames are not trained on: they carry no transition to reward)."""
-        return self.venv.reset()
-
-    def step_wait(self) -> VecEnvStepReturn:
-        """Step ``venv``, train the density model on the new frames and add the bonus to the rewards."""
-        obs, rewards, dones, infos = self.venv.step_wait()
-        stats = self.observe(transition_frames(obs, dones, infos))
-        for i, info in enumerate(infos):
-            info[INFO_KEY] = {key: float(values[i]) for key, values in stats.items()}
-        return obs, (rewards + stats["bonus"]).astype(np.float32), dones, infos
 
 
 def exploration_config(options: Mapping[str, Any]) -> CountConfig | PseudoCountConfig:
