@@ -90,21 +90,27 @@ SAC_CANDIDATES: dict[str, tuple[str, dict]] = {
 }
 
 
+def warm_sac(algo: type[SAC], policy: str, policy_kwargs: dict, args: argparse.Namespace) -> SAC:
+    """A SAC model on ``args.env`` that has run past ``learning_starts``, so that its timed steps all train."""
+    model = algo(
+        policy,
+        gym.make(args.env),
+        learning_starts=args.learning_starts,
+        batch_size=args.batch_size,
+        policy_kwargs=policy_kwargs,
+        device=args.device,
+        seed=0,
+        verbose=0,
+    )
+    model.learn(args.learning_starts + 100)
+    return model
+
+
 def time_run(policy: str, policy_kwargs: dict, args: argparse.Namespace) -> tuple[float, float]:
     """Seconds of ``learn(args.steps)`` and of the updates inside it, after a warm-up."""
     if args.algo == "sac":
-        env = gym.make(args.env)
-        model = TimedSAC(
-            policy,
-            env,
-            learning_starts=args.learning_starts,
-            batch_size=args.batch_size,
-            policy_kwargs=policy_kwargs,
-            device=args.device,
-            seed=0,
-            verbose=0,
-        )
-        model.learn(args.learning_starts + 100)  # warm-up: past learning_starts, so the timed steps all train
+        model = warm_sac(TimedSAC, policy, policy_kwargs, args)
+        env = model.get_env()
     else:
         env = make_env(args.env, args.n_envs, seed=0)
         model = TimedPPO(
@@ -256,21 +262,7 @@ def main_sac(args: argparse.Namespace) -> None:
 
 def sac_models(args: argparse.Namespace) -> dict[str, SAC]:
     """One SAC model per candidate, its replay buffer filled and past ``learning_starts``."""
-    models = {}
-    for name, (policy, kwargs) in SAC_CANDIDATES.items():
-        model = SAC(
-            policy,
-            gym.make(args.env),
-            learning_starts=args.learning_starts,
-            batch_size=args.batch_size,
-            policy_kwargs=kwargs,
-            device=args.device,
-            seed=0,
-            verbose=0,
-        )
-        model.learn(args.learning_starts + 100)
-        models[name] = model
-    return models
+    return {name: warm_sac(SAC, policy, kwargs, args) for name, (policy, kwargs) in SAC_CANDIDATES.items()}
 
 
 def sac_updates_alone(args: argparse.Namespace) -> None:
