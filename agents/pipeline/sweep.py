@@ -18,9 +18,11 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
+
+from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.config import SWEEP_BACKENDS, ConfigError, ExperimentConfig
 from agents.pipeline.checkpoints import CheckpointError, write_json_atomic
@@ -80,10 +82,15 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
-def _worker(spec: RunSpec, parallel: bool) -> RunResult:
+#: extra SB3 callbacks of a run, made in its worker (a module-level function, so that it pickles)
+CallbackFactory = Callable[[RunSpec], Sequence[BaseCallback]]
+
+
+def _worker(spec: RunSpec, parallel: bool, callbacks: CallbackFactory | None = None) -> RunResult:
     try:
         # runs in parallel draw no bar or lines of their own: the grid's line (agents.pipeline.progress) shows them
-        return train_run(spec, progress_bar=False if parallel else None)
+        extra = callbacks(spec) if callbacks is not None else ()
+        return train_run(spec, progress_bar=False if parallel else None, extra_callbacks=extra)
     except (CheckpointError, ConfigError) as err:  # expected problems: their one line says it all
         message, record = str(err), {"message": str(err)}
     except Exception as err:  # one broken run must not take the grid down; the traceback goes to failed.json
@@ -161,21 +168,37 @@ def run_grid(config: ExperimentConfig, backend: str | None = None, workers: int 
         print(f"{config.experiment}: {len(specs)} runs, backend={backend}, workers={n_workers}", flush=True)
         announce_plan(specs)
         return _run_ray(specs, time.time(), n_workers)
+    write_layout(experiment_dir(config), config.envs, config.eval.noise)
+    return run_specs(specs, n_workers, title=config.experiment)
+
+
+def run_specs(
+    specs: Sequence[RunSpec], n_workers: int, *, title: str, callbacks: CallbackFactory | None = None
+) -> list[RunResult]:
+    """Run (or resume, or skip) ``specs`` in local processes, ``n_workers`` at a time, in this order; return their
+    outcomes in the same order. What :func:`run_grid` does for one config's grid, for any list of runs (a study
+    made of several configs): one line per run, the grid's progress line, a failed run recorded and the others
+    going on, SIGINT/SIGTERM saving a checkpoint of every running run.
+
+    :param specs: the runs
+    :param n_workers: parallel runs (1: in this process)
+    :param title: what the first line calls the runs
+    :param callbacks: makes each run's extra SB3 callbacks (module-level, so that it pickles)
+    """
     # spawn: a fresh interpreter per worker, not a fork of a process that already holds torch threads
     context = get_context("spawn")
     event = context.Event() if n_workers > 1 else None
     pools: list[ProcessPoolExecutor] = []
     # from here on a signal is a stop request, also while the workers start
     with handling_signals(on_force=lambda: _kill_workers(pools), shared=event):
-        write_layout(experiment_dir(config), config.envs, config.eval.noise)
         started = time.time()
-        print(f"{config.experiment}: {len(specs)} runs, backend={backend}, workers={n_workers}", flush=True)
+        print(f"{title}: {len(specs)} runs, backend=local, workers={n_workers}", flush=True)
         announce_plan(specs)
         if n_workers == 1:
             results = []
             for i, spec in enumerate(specs):
                 # the one run at a time owns every core while it runs (if no other process claimed one)
-                results.append(run_owning_cores(cores_per_worker(1), _worker, spec, False))
+                results.append(run_owning_cores(cores_per_worker(1), _worker, spec, False, callbacks))
                 _announce(results[-1], i + 1, len(specs), started)
             return results
         pool = ProcessPoolExecutor(
@@ -184,7 +207,7 @@ def run_grid(config: ExperimentConfig, backend: str | None = None, workers: int 
         pools.append(pool)
         try:
             # each run owns an equal share of the cores, so its env may pin threads there (envs.cores)
-            return _run_pool(pool, specs, started, cores_per_worker(n_workers))
+            return _run_pool(pool, specs, started, cores_per_worker(n_workers), callbacks)
         finally:
             event.set()  # if the parent failed: running runs save a checkpoint at their next update and stop
             pool.shutdown(wait=True, cancel_futures=True)
@@ -198,11 +221,17 @@ def _kill_workers(pools: Sequence[ProcessPoolExecutor]) -> None:
                 os.kill(process.pid, signal.SIGKILL)
 
 
-def _run_pool(pool: ProcessPoolExecutor, specs: Sequence[RunSpec], started: float, cores: int) -> list[RunResult]:
+def _run_pool(
+    pool: ProcessPoolExecutor,
+    specs: Sequence[RunSpec],
+    started: float,
+    cores: int,
+    callbacks: CallbackFactory | None = None,
+) -> list[RunResult]:
     by_spec: dict[int, RunResult] = {}
     with blocking_signals():  # workers start with the signals held back, until init_worker
         futures: dict[Future, int] = {
-            pool.submit(run_owning_cores, cores, _worker, spec, True): i for i, spec in enumerate(specs)
+            pool.submit(run_owning_cores, cores, _worker, spec, True, callbacks): i for i, spec in enumerate(specs)
         }
     pending = set(futures)
     stopping = False

@@ -24,8 +24,6 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +31,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.config import ConfigError, ExperimentConfig, load_config
 from agents.exploration import COUNT_INFO_KEY, INFO_KEY
-from agents.pipeline.runs import RunResult, RunSpec, grid
-from agents.pipeline.sweep import preflight
+from agents.pipeline.runs import RunSpec, grid
+from agents.pipeline.sweep import preflight, run_specs
 
 PLAIN = "plain"
 COUNT = "count"
@@ -176,43 +174,12 @@ class EpisodeLog(BaseCallback):
             (self.run_dir / COUNTS_FILE).write_text("\n".join(lines) + "\n")
 
 
-def train_logged(spec: RunSpec) -> RunResult:
-    """:func:`agents.pipeline.train.train_run` with an :class:`EpisodeLog` (a process pool's task).
+def episode_log(spec: RunSpec) -> list[BaseCallback]:
+    """The study's extra callback of a run (:class:`EpisodeLog`), made in the run's worker.
 
     :param spec: the run
     """
-    from agents.pipeline.train import train_run
-
-    return train_run(spec, progress_bar=False, extra_callbacks=[EpisodeLog(spec.run_dir)])
-
-
-def run_specs(specs: Sequence[RunSpec], workers: int) -> list[RunResult]:
-    """Run (or skip, when finished) every run, ``workers`` at a time, each in a fresh process; one line per run.
-
-    :param specs: the runs, in the order they start
-    :param workers: parallel processes (1: in this process)
-    """
-    started = time.time()
-    results: list[RunResult] = []
-
-    def announce(result: RunResult) -> None:
-        results.append(result)
-        score = result.metrics.get("eval/return_clean")
-        shown = "" if score is None else f" return_clean={score:.3f}"
-        message = f" {result.message}" if result.message else ""
-        elapsed = time.time() - started
-        line = f"[{len(results)}/{len(specs)}] {result.status} {result.run_dir} steps={result.num_timesteps}"
-        line += shown + message
-        print(f"{line} ({elapsed:.0f}s)", flush=True)
-
-    if workers <= 1:
-        for spec in specs:
-            announce(train_logged(spec))
-        return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(train_logged, spec) for spec in specs]):
-            announce(future.result())
-    return results
+    return [EpisodeLog(spec.run_dir)]
 
 
 def ordered_specs(configs: Sequence[tuple[tuple[str, int, str], ExperimentConfig]]) -> list[RunSpec]:
@@ -270,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     if not args.report_only:
         workers = args.workers if args.workers is not None else (base.sweep.workers or 1)
-        results = run_specs(ordered_specs(configs), workers)
+        results = run_specs(ordered_specs(configs), workers, title=base.experiment, callbacks=episode_log)
         failed = sum(r.status == "failed" for r in results)
         command = ["python", "-m", "agents", "study", "exploration", *argv]
         append_run_log(out_dir, command, results, time.time() - started)
