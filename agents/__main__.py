@@ -92,4 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status = main()
+    finally:
+        # the command's work is done (and saved), or it exits (argparse); a Ctrl-C from now on would only print a
+        # traceback from Python's exit hooks (torch registers some)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(status)

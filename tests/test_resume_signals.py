@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from agents.pipeline.checkpoints import checkpoint_steps
 from agents.pipeline.resume import read_history
 from agents.pipeline.runs import grid
 from agents.pipeline.sweep import run_grid
-from tests._resume_helpers import ROLLOUT, SMOKE, kill_group, start_training, tag_steps, wait_for_checkpoint
+from tests._resume_helpers import ROLLOUT, ROOT, SMOKE, kill_group, start_training, tag_steps, wait_for_checkpoint
 
 TINY = ["eval.freq=0", "diagnostics.freq=0", "checkpoint_freq=1024"]
 
@@ -123,3 +125,17 @@ def test_ctrl_c_while_the_command_imports_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 130, output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
     assert "interrupted" in output
+
+
+def test_ctrl_c_after_the_command_finished_leaves_no_traceback() -> None:
+    """A Ctrl-C that lands while Python shuts down (torch's exit hooks run) after the command's work is done."""
+    # the hook is registered first, so it runs last: after torch's finalizers, like a late Ctrl-C
+    script = (
+        "import atexit, os, runpy, signal, sys, time\n"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.2)))\n"
+        "sys.argv = ['agents', 'compare', '--help']\n"
+        "runpy.run_module('agents', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
