@@ -15,7 +15,7 @@ sees). Two numbers per batch:
 
 Batch size 1 has no "other samples": it is reported as n/a (and BN cannot run a batch of one in train mode).
 Values are averaged over the batches of a run; the report gives the IQM over runs (seeds) with rliable's
-stratified-bootstrap 95 % CI. Writes ``<out>/study_batch_dependence/`` (``report.md``, ``batch_dependence.png``)
+stratified-bootstrap 95 % interval. Writes ``<out>/study_batch_dependence/`` (``report.md``, ``batch_dependence.png``)
 and TensorBoard scalars ``batch_dependence/<mode>`` and ``action_tv/<mode>`` (step = batch size) under
 ``runs/study_batch_dependence/<experiment>/<env>/<run>/``.
 """
@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 
 from agents.pipeline.tb_layout import env_slug
+from agents.report.plots import INTERVAL_CAPTION
 from agents.report.stats import Interval, interval_label, iqm_interval
 from agents.report.tables import md_table, ordered
 from agents.studies.batch_probe import (
@@ -124,9 +125,7 @@ def plot(results: pd.DataFrame, table: dict, path: Path) -> Path:
             ax.set_title(f"{env}: {metric} (train mode)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, title="norm", title_fontsize=8, loc="center right")
-    fig.suptitle(
-        "Batch dependence of trained policies on real observations\nIQM over seeds, 95% bootstrap CI", fontsize=11
-    )
+    fig.suptitle(f"Batch dependence of trained policies on real observations\n{INTERVAL_CAPTION}", fontsize=11)
     return save_figure(fig, path)
 
 

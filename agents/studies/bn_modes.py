@@ -8,7 +8,7 @@ evaluation: with its running statistics (eval mode, ``eval/return_eval_mode``) a
 between the two action distributions (``eval/bn_mode_kl``). This script reads those tags back from the event
 files and writes ``<out>/<experiment>/bn_modes.png`` (both returns and the KL vs environment steps) and
 ``bn_modes.md`` (the final return gap ``eval - train`` and the final KL as IQM over seeds with rliable's
-stratified-bootstrap 95 % CIs, and the per-run values).
+stratified-bootstrap 95 % intervals, and the per-run values).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from agents.pipeline.tb_layout import BN_MODE_KL, RETURN_EVAL_MODE, RETURN_TRAIN_MODE
+from agents.report.plots import INTERVAL_CAPTION
 from agents.report.scalars import load_scalars
 from agents.report.stats import curve_intervals, interval_label, iqm_interval
 from agents.report.tables import md_table
@@ -96,7 +97,7 @@ def plot(table: pd.DataFrame, path: Path) -> Path:
         row[0].set_title(f"{env}, {norm}: running stats (eval) vs batch stats (train)")
         row[1].set_ylabel("mean KL(train-mode || eval-mode actions)")
         row[1].set_title(f"{env}, {norm}: action-distribution KL")
-    fig.suptitle("Batch-statistics policies: train vs eval mode\nIQM over seeds, 95% bootstrap CI band", fontsize=11)
+    fig.suptitle(f"Batch-statistics policies: train vs eval mode\n{INTERVAL_CAPTION}", fontsize=11)
     return save_figure(fig, path)
 
 

@@ -9,8 +9,8 @@ The config is an ordinary experiment config with an ``exploration:`` block. This
 without the bonus (variant ``plain``, the block removed) and once per density-model norm (variant
 ``pc-<norm>``, ``exploration.norm=<norm>``), each into ``<runs_dir>/<experiment>/<variant>/``, then reads the
 event files back and writes ``<reports_dir>/<experiment>/``: ``curves.png`` (evaluation return vs steps, IQM
-over seeds with 95 % CIs) and ``report.md`` (final return, solved fraction, steps to first solve). Finished runs
-are skipped, so re-running only redoes the report.
+over seeds with 95 % stratified-bootstrap intervals) and ``report.md`` (final return, solved fraction, steps
+to first solve). Finished runs are skipped, so re-running only redoes the report.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import pandas as pd
 
 from agents.config import ConfigError, ExperimentConfig, load_config
 from agents.pipeline.tb_layout import RETURN_CLEAN
+from agents.report.plots import INTERVAL_CAPTION
 from agents.report.scalars import load_scalars
-from agents.report.stats import curve_intervals, iqm_interval
+from agents.report.stats import curve_intervals, interval_label, iqm_interval
 from agents.report.tables import md_table
 
 PLAIN = "plain"
@@ -107,7 +108,7 @@ def per_seed(evals: pd.DataFrame, solved_return: float = SOLVED_RETURN) -> pd.Da
 
 
 def plot(evals: pd.DataFrame, variants: Sequence[str], path: Path) -> Path:
-    """Evaluation return vs environment steps, IQM over seeds with 95 % CIs, one line per variant, per env.
+    """Evaluation return vs environment steps, IQM over seeds with its interval, one line per variant, per env.
 
     :param evals: output of :func:`load_eval`
     :param variants: line order
@@ -133,7 +134,7 @@ def plot(evals: pd.DataFrame, variants: Sequence[str], path: Path) -> Path:
         ax.set_title(env)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("PPO with and without the pseudo-count bonus\nIQM over seeds, 95% bootstrap CI", fontsize=11)
+    fig.suptitle(f"PPO with and without the pseudo-count bonus\n{INTERVAL_CAPTION}", fontsize=11)
     return save_figure(fig, path)
 
 
@@ -149,7 +150,8 @@ def write_report(seeds: pd.DataFrame, variants: Sequence[str], out_dir: Path, no
         "# Exploration: PPO with and without the pseudo-count bonus",
         "",
         f"Variants {', '.join(variants)} (`pc-<norm>`: the bonus, with a PixelCNN density model normalized by "
-        "`<norm>`). Final greedy evaluation return as IQM over seeds with stratified-bootstrap 95 % CIs (rliable); "
+        "`<norm>`). Final greedy evaluation return as IQM over seeds; intervals: "
+        f"{interval_label(seeds.groupby(['env', 'variant']).seed.nunique().tolist(), task='env')} (rliable); "
         "a run is solved when its final evaluation return is at least the `--solved-return` threshold. " + note,
     ]
     for env in sorted(seeds.env.unique()):

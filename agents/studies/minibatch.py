@@ -7,7 +7,8 @@ minibatch size (``hyperparams.default.batch_size``), each into ``<runs_dir>/<exp
 experiment folder of its own, with TensorBoard events and the TensorBoard layout), then reads the event files
 back and writes ``<reports_dir>/<experiment>/``: ``minibatch.png`` and ``report.md`` with the final clean
 evaluation return (and, for batch-statistics norms, the train-mode vs eval-mode return) as IQM over seeds with
-rliable's stratified-bootstrap 95 % CIs. Finished runs are skipped, so re-running only redoes the report.
+rliable's stratified-bootstrap 95 % intervals (the seeds' range with 3 or fewer). Finished runs are skipped, so
+re-running only redoes the report.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import pandas as pd
 
 from agents.config import ConfigError, ExperimentConfig, load_config
 from agents.pipeline.tb_layout import RETURN_CLEAN, RETURN_TRAIN_MODE, ROLLOUT_RETURN
+from agents.report.plots import INTERVAL_CAPTION
 from agents.report.scalars import final_values, load_scalars
-from agents.report.stats import Interval, iqm_interval
+from agents.report.stats import Interval, interval_label, iqm_interval
 from agents.report.tables import md_table, ordered
 
 MINIBATCH_SIZES = (16, 64, 256)
@@ -87,7 +89,7 @@ def load_finals(study_dir: str | Path, batch_sizes: Sequence[int]) -> pd.DataFra
 
 
 def summarize(finals: pd.DataFrame) -> dict[tuple[str, str, str, int], Interval]:
-    """IQM over seeds with 95 % CIs, keyed ``(tag, env, norm, minibatch)``.
+    """IQM over seeds with intervals, keyed ``(tag, env, norm, minibatch)``.
 
     :param finals: output of :func:`load_finals`
     """
@@ -133,7 +135,7 @@ def plot(
         ax.set_title(env)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("Final evaluation return vs minibatch size\nIQM over seeds, 95% bootstrap CI", fontsize=11)
+    fig.suptitle(f"Final evaluation return vs minibatch size\n{INTERVAL_CAPTION}", fontsize=11)
     return save_figure(fig, path)
 
 
@@ -153,7 +155,7 @@ def write_report(finals: pd.DataFrame, table: dict, out_dir: Path, note: str = "
         f"# Final return vs {algo_label(finals)} minibatch size",
         "",
         f"Norms {', '.join(norms)}; minibatch sizes {', '.join(map(str, sizes))}; seeds {', '.join(map(str, seeds))}. "
-        "IQM over seeds with stratified-bootstrap 95 % CIs (rliable). " + note,
+        f"IQM over seeds; intervals: {interval_label([len(seeds)], task='cell')} (rliable). " + note,
     ]
     titles = {
         RETURN_CLEAN: "final evaluation return (eval mode, clean)",

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agents.report.stats import Interval, iqm_interval
+from agents.report.plots import INTERVAL_CAPTION
+from agents.report.stats import Interval, interval_label, iqm_interval
 from agents.report.tables import md_table, ordered
 from agents.studies.cli import command_error, finish
 from rlnorm.pixelcnn.layers import PIXELCNN_NORMS
@@ -107,7 +108,7 @@ def load_summaries(paths: Mapping[int, Path]) -> pd.DataFrame:
 
 
 def summarize(results: pd.DataFrame) -> dict[tuple[str, str, int], Interval]:
-    """IQM over seeds with 95 % CIs, keyed ``(column, norm, batch_size)``.
+    """IQM over seeds with intervals, keyed ``(column, norm, batch_size)``.
 
     :param results: output of :func:`load_summaries`
     """
@@ -231,7 +232,7 @@ def plot(results: pd.DataFrame, table: dict, path: Path) -> Path:
     axes[0].set_ylabel("bits/dim (lower is better)")
     axes[0].legend(fontsize=8, title="norm", title_fontsize=8)
     n_seeds = results.seed.nunique()
-    fig.suptitle(f"PixelCNN on MinAtar frames\nIQM over {n_seeds} seeds, 95% bootstrap CI", fontsize=11)
+    fig.suptitle(f"PixelCNN on MinAtar frames ({n_seeds} seeds)\n{INTERVAL_CAPTION}", fontsize=11)
     return save_figure(fig, path)
 
 
@@ -256,8 +257,8 @@ def write_report(
         "# PixelCNN bits/dim vs batch size per norm",
         "",
         "Seeds and sources: " + ", ".join(f"{s}: `{p}`" for s, p in sorted(sources.items())) + ". "
-        f"IQM over seeds with stratified-bootstrap 95 % CIs (rliable; with {results.seed.nunique()} seeds the "
-        "IQM is the mean and the interval is about the seeds' range). Lower is better. Only the first table is a "
+        f"IQM over seeds; intervals: {interval_label([results.seed.nunique()], task='cell')} (rliable). Lower is "
+        "better. Only the first table is a "
         "causal evaluation for every norm; rows marked (not causal) are not the bits/dim of a normalized density.",
     ]
     for column, title in COLUMNS.items():
