@@ -170,6 +170,15 @@ def test_improvement_is_one_when_an_arm_dominates() -> None:
     assert 0.5 < p.value < 1.0 and p.low <= p.value <= p.high
 
 
+def test_one_run_per_game_gives_no_reading() -> None:
+    """With one run a game the bootstrap only reproduces that run: its 'interval' excludes 0.5 but says nothing."""
+    rng = np.random.default_rng(1)
+    (improvement,) = improvement_probabilities({"a": rng.uniform(0.0, 0.4, (1, 5)), "b": rng.uniform(0.6, 1, (1, 5))})
+    assert improvement.probability.low == improvement.probability.high == 0.0
+    assert improvement.verdict == "no interval (one run per game)"
+    assert "supports no claim" in interval_label([1, 1]) and "supports no claim" not in interval_label([2, 3])
+
+
 def test_report_tables(report: Path) -> None:
     md = report.read_text()
     assert "Command: `test`" in md

@@ -96,10 +96,14 @@ class Improvement:
     x: str
     y: str
     probability: Interval
+    #: the fewest runs either arm has on a game; with one run per game the bootstrap has nothing to resample
+    min_runs: int = 2
 
     @property
     def verdict(self) -> str:
-        """Whether the interval excludes 0.5 (no difference), and in whose favour."""
+        """Whether the interval excludes 0.5 (no difference), and in whose favour; no reading from one run a game."""
+        if self.min_runs < 2:
+            return "no interval (one run per game)"
         if self.probability.low > 0.5:
             return f"{self.x} better"
         if self.probability.high < 0.5:
@@ -135,7 +139,8 @@ def improvement_probabilities(
             reps=reps,
         )
         low, high = np.ravel(ci[key])
-        out.append(Improvement(x, y, Interval(float(point[key]), float(low), float(high))))
+        runs = min(matrices[x].shape[0], matrices[y].shape[0])
+        out.append(Improvement(x, y, Interval(float(point[key]), float(low), float(high)), runs))
     return out
 
 

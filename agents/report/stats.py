@@ -120,7 +120,12 @@ def interval_label(runs_per_game: Sequence[int], task: str = "game") -> str:
     low, high = min(runs_per_game), max(runs_per_game)
     n = f"{low}" if low == high else f"{low}–{high}"
     text = f"95 % stratified-bootstrap percentile interval over the runs of each {task} (n = {n} per {task})"
-    if low <= 3:
+    if low == 1:
+        text += (
+            f"; with one run per {task} there is nothing to resample: the interval collapses onto the value and "
+            "supports no claim"
+        )
+    elif low <= 3:
         text += (
             f"; with 3 or fewer runs per {task} an IQM trims nothing (it is the mean of its runs) and the "
             "bootstrap can only recombine those runs, so the interval is the spread of a handful of seeds, "
