@@ -3,8 +3,8 @@
 
 Both are ``VecEnv`` wrappers (so PPO, A2C and DQN all use them unchanged) that add the bonus to the reward when
 the transition is collected: DQN stores the rewarded transition in its replay buffer, as Ostrovski et al. did
-(their mixed Monte Carlo return is not implemented). The ``exploration:`` block of an experiment config picks
-one by ``kind`` (:data:`EXPLORATION_KINDS`):
+(their mixed Monte Carlo return is :mod:`agents.mixed_return`, set by ``hyperparams: {default: {mixed_return:
+0.1}}``). The ``exploration:`` block of an experiment config picks one by ``kind`` (:data:`EXPLORATION_KINDS`):
 
 - ``count`` (:class:`CountReward`): the exact number of visits ``N`` of each observation (its bytes), counted
   when the frame is seen, and the bonus ``beta / sqrt(N + 0.01)``; the tabular baseline the pseudo-count

@@ -227,11 +227,13 @@ def _parse_sweep(data: Any) -> SweepConfig:
 
 
 def _algo_defaults(algo: str) -> dict[str, Any]:
-    """The constructor arguments of ``algo`` and their defaults (``inspect.Parameter.empty`` for none)."""
-    from agents.policies.algos import algo_class
+    """The constructor arguments of ``algo`` and their defaults (``inspect.Parameter.empty`` for none), with the
+    arguments the project's subclasses add (``mixed_return`` for DQN)."""
+    from agents.policies.algos import ALGO_EXTRA_ARGS, algo_class
 
     parameters = inspect.signature(algo_class(algo).__init__).parameters
-    return {name: p.default for name, p in parameters.items() if name != "self"}
+    defaults = {name: p.default for name, p in parameters.items() if name != "self"}
+    return {**defaults, **ALGO_EXTRA_ARGS.get(algo, {})}
 
 
 def _parse_hyperparams(data: Any, algo: str, env_ids: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -260,6 +262,8 @@ def _parse_hyperparams(data: Any, algo: str, env_ids: tuple[str, ...]) -> dict[s
                 params[key] = check_int(value, path, 1)
             elif key == "policy_kwargs":
                 check_policy_kwargs(check_mapping(value, path), path)
+            elif key == "mixed_return":
+                params[key] = check_float(value, path, minimum=0, maximum=1)
             elif isinstance(value, str) and key in ("learning_rate", "clip_range", "clip_range_vf"):
                 parse_schedule(value, lambda problem, path=path: ConfigError("", path, problem))
             elif isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -188,7 +188,9 @@ class ExperimentConfig:
     :param network: ``cnn`` / ``mlp`` policy family, or ``auto`` (images -> cnn)
     :param device: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N`` (:func:`rlnorm.validation.check_device`)
     :param hyperparams: algorithm arguments keyed by ``default`` or env id (env entries override default);
-        ``n_envs`` there overrides ``train.n_envs`` for that env
+        ``n_envs`` there overrides ``train.n_envs`` for that env. DQN also takes ``mixed_return`` (``beta`` in
+        ``[0, 1]``): the target mixes the TD target with the episode's Monte Carlo return,
+        ``(1 - beta) y_TD + beta R_MC`` (Ostrovski et al. 2017 use 0.1; :mod:`agents.mixed_return`)
     :param policy_kwargs: extra policy arguments (``norm`` is set per arm)
     :param env_options: options for ``envs.make_env`` (training envs; evaluation adds ``training=False``)
     :param eval: see :class:`EvalConfig`

@@ -171,7 +171,7 @@ def train_run(
     try:
         network = network_for(env.observation_space, config.network)
         policy_cls, policy_kwargs = policy_for(config.algo, network, spec.norm)
-        algo = algo_class(config.algo)
+        algo = algo_class(config.algo, config.env_hyperparams(spec.env_id))
         loaded = _resume(spec, algo, env, label) if resuming else None
     except BaseException:
         env.close()

@@ -7,25 +7,36 @@ not SB3's ``CnnPolicy``). Recurrent arms pick the LSTM flavour by norm instead (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 
-def algo_class(name: str) -> type[BaseAlgorithm]:
+def algo_class(name: str, hyperparams: Mapping[str, Any] | None = None) -> type[BaseAlgorithm]:
     """The algorithm class of a config's ``algo``.
 
     :param name: an algorithm of :func:`agents.policies.algorithm_aliases`: ``PPO``, ``A2C``, ``DQN``, ``SAC``,
         ``TD3``, ``DDPG`` (SB3), ``RecurrentPPO``, ``QRDQN``, ``TQC``, ``TRPO``, ``MaskablePPO``, ``CrossQ``
         (sb3-contrib)
+    :param hyperparams: the run's algorithm arguments; DQN with ``mixed_return`` among them is
+        :class:`agents.mixed_return.MixedReturnDQN` (see :data:`ALGO_EXTRA_ARGS`)
     """
     from agents.policies import algorithm_aliases
 
     classes = {algo: cls for algo, (cls, _) in algorithm_aliases().items()}
     if name not in classes:
         raise ValueError(f"algo: must be one of {', '.join(classes)}; got {name!r}")
+    if name in ALGO_EXTRA_ARGS and set(hyperparams or ()) & set(ALGO_EXTRA_ARGS[name]):
+        from agents.mixed_return import MixedReturnDQN
+
+        return MixedReturnDQN
     return classes[name]
+
+
+#: algorithm arguments of the project's own algorithm subclasses, with their defaults: algo -> {name: default}
+ALGO_EXTRA_ARGS: dict[str, dict[str, Any]] = {"DQN": {"mixed_return": 0.0}}
 
 
 def network_for(observation_space: gym.Space, network: str) -> str:

@@ -8,12 +8,14 @@ Every (config, size, variant) is an ordinary experiment grid (one run per seed) 
 ``<runs_dir>/<experiment>/n<size>/<variant>/``; the run folders are named by the algorithm, so the DQN and PPO
 configs share the variant folders. Variants: ``plain`` (the ``exploration:`` block removed), ``count`` (the exact
 visit count, :class:`agents.exploration.CountReward`, with the config's ``beta``) and ``pc-<norm>`` (the
-config's pseudo-count block with the density model normalized by ``<norm>``). Each run trains for
-``K x size`` episodes (``K x size^2`` steps, ``K`` = ``--episodes-per-size-unit``), is evaluated greedily 8
-times, and records its training episodes in ``episodes.json`` (:class:`EpisodeLog`). Finished runs are skipped,
-so the same command resumes a study and a larger ``--sizes`` or another ``--variants`` adds only what is
-missing. Runs are ordered by size, then seed, then variant, so a study stopped early has whole seeds of the small
-sizes. The report is :mod:`agents.studies.exploration_report`.
+config's pseudo-count block with the density model normalized by ``<norm>``); each with the suffix ``-mmc``
+(``plain-mmc``, ``count-mmc``, ``pc-wn-mmc``) is the same with DQN's target mixed with the Monte Carlo return,
+``hyperparams.default.mixed_return`` = :data:`MMC_MIXED_RETURN` (:mod:`agents.mixed_return`; DQN configs only).
+Each run trains for ``K x size`` episodes (``K x size^2`` steps, ``K`` = ``--episodes-per-size-unit``), is
+evaluated greedily 8 times, and records its training episodes in ``episodes.json`` (:class:`EpisodeLog`).
+Finished runs are skipped, so the same command resumes a study and a larger ``--sizes`` or another ``--variants``
+adds only what is missing. Runs are ordered by size, then seed, then variant, so a study stopped early has whole
+seeds of the small sizes. The report is :mod:`agents.studies.exploration_report`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ PLAIN = "plain"
 COUNT = "count"
 PSEUDOCOUNT_PREFIX = "pc-"
 DEFAULT_VARIANTS = (PLAIN, COUNT, "pc-wn")
+#: a variant with this suffix mixes the Monte Carlo return into DQN's target, with Ostrovski et al.'s weight
+MMC_SUFFIX = "-mmc"
+MMC_MIXED_RETURN = 0.1
 #: what a run records about its training episodes (:class:`EpisodeLog`)
 EPISODES_FILE = "episodes.json"
 #: a sample of (step, exact count, pseudo-count, bonus) of the frames a pseudo-count run saw
@@ -48,10 +53,16 @@ SIZE_DIR = "n{size}"
 
 
 def check_variant(variant: str) -> str:
-    """``plain``, ``count`` or ``pc-<density norm>``; anything else is a :class:`ConfigError` listing them."""
-    if variant in (PLAIN, COUNT) or re.fullmatch(rf"{PSEUDOCOUNT_PREFIX}[a-z_]+", variant):
+    """``plain``, ``count`` or ``pc-<density norm>``, each optionally with the suffix ``-mmc``; anything else is a
+    :class:`ConfigError` listing them."""
+    bonus = variant.removesuffix(MMC_SUFFIX)
+    if bonus in (PLAIN, COUNT) or re.fullmatch(rf"{PSEUDOCOUNT_PREFIX}[a-z_]+", bonus):
         return variant
-    raise ConfigError("<command line>", "--variants", f"unknown variant {variant!r}; allowed: plain, count, pc-<norm>")
+    raise ConfigError(
+        "<command line>",
+        "--variants",
+        f"unknown variant {variant!r}; allowed: plain, count, pc-<norm>, each optionally with the suffix {MMC_SUFFIX}",
+    )
 
 
 def variant_overrides(variant: str, base: ExperimentConfig) -> list[str]:
@@ -60,11 +71,13 @@ def variant_overrides(variant: str, base: ExperimentConfig) -> list[str]:
     :param variant: see :func:`check_variant`
     :param base: the study config (its block gives ``beta`` to the count variant)
     """
-    if variant == PLAIN:
-        return ["exploration=null"]
-    if variant == COUNT:
-        return [f"exploration={{kind: count, beta: {base.exploration['beta']}}}"]
-    return [f"exploration.norm={variant[len(PSEUDOCOUNT_PREFIX) :]}"]
+    bonus = variant.removesuffix(MMC_SUFFIX)
+    mixed = [f"hyperparams.default.mixed_return={MMC_MIXED_RETURN}"] if bonus != variant else []
+    if bonus == PLAIN:
+        return ["exploration=null", *mixed]
+    if bonus == COUNT:
+        return [f"exploration={{kind: count, beta: {base.exploration['beta']}}}", *mixed]
+    return [f"exploration.norm={bonus[len(PSEUDOCOUNT_PREFIX) :]}", *mixed]
 
 
 def size_overrides(size: int, episodes_per_size_unit: int) -> list[str]:
@@ -203,7 +216,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
     p.add_argument("args", nargs="+", help="study configs (one per algorithm), then key=value overrides")
     p.add_argument("--sizes", type=int, nargs="+", required=True, help="Deep Sea sides")
-    p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), help="plain, count, pc-<norm>")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(DEFAULT_VARIANTS),
+        help=f"plain, count, pc-<norm>; with the suffix {MMC_SUFFIX}: DQN with the mixed Monte Carlo return",
+    )
     p.add_argument("--episodes-per-size-unit", type=int, default=50, help="episodes per run = this x size")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: sweep.workers)")
     p.add_argument("--report-only", action="store_true", help="only read existing runs back")
