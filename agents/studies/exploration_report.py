@@ -351,6 +351,13 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
         "",
         f"All {len(runs)} runs: {runs.wall_time_s.sum():.0f} s summed over runs (2 ran at a time).",
     ]
+    mmc = runs.variant.str.endswith(MMC_SUFFIX)
+    if mmc.any():
+        md[-1] += (
+            f" Without the `{MMC_SUFFIX}` variants: {int((~mmc).sum())} runs, {runs.wall_time_s[~mmc].sum():.0f} s; "
+            f"the `{MMC_SUFFIX}` variants: {int(mmc.sum())} runs, {runs.wall_time_s[mmc].sum():.0f} s (one at a time "
+            "beside other jobs)."
+        )
     for algo in sorted(summary.algo.unique()):
         rows = []
         for r in summary[summary.algo == algo].sort_values(["size", "variant"]).itertuples():
