@@ -289,3 +289,13 @@ def test_report_pairs_each_mmc_variant_with_its_twin() -> None:
     assert (row["variant"], row["sizes"], row["pairs"]) == ("pc-wn-mmc", "6, 8", 4)
     assert row["with"] == "2/4 [0.15, 0.85]" and row["without"] == "2/4 [0.15, 0.85]"
     assert (row["only_with"], row["only_without"], row["reached"]) == (1, 1, "2 / 2")
+
+
+def test_learn_from_a_reset_env_leaves_the_cut_episodes_without_return() -> None:
+    model = MixedReturnDQN(
+        "MlpPolicy", deep_sea(4), mixed_return=0.1, learning_starts=100, train_freq=1, seed=0, device="cpu"
+    )
+    model.learn(6)  # 3 steps per env into episodes of 4
+    assert not model.replay_buffer.has_return[:3].any()
+    model.learn(8)  # reset_num_timesteps=True resets the envs: the cut episodes never end
+    assert not model.replay_buffer.has_return[:3].any() and model.replay_buffer.has_return[3:7].all()
