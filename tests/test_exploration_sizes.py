@@ -15,13 +15,13 @@ from stable_baselines3 import DQN
 import envs
 from agents.config import ConfigError
 from agents.exploration import wrap_exploration
+from agents.report.stats import wilson_interval
 from agents.studies.exploration_report import (
     largest_reliable,
     load_runs,
     median_first_success,
     pooled,
     summarize,
-    wilson_interval,
 )
 from agents.studies.exploration_sizes import (
     COUNTS_FILE,

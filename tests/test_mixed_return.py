@@ -276,7 +276,7 @@ def test_pipeline_run_resumes_with_its_replay_buffer(tmp_path: Path) -> None:
 def test_report_pairs_each_mmc_variant_with_its_twin() -> None:
     import pandas as pd
 
-    from agents.studies.exploration_report import paired_with_twin
+    from agents.studies.exploration_mmc import paired_with_twin
 
     rows = []
     for variant, solved in (("pc-wn", [1, 0, 0, 1]), ("pc-wn-mmc", [1, 1, 0, 0]), ("plain", [0, 0, 0, 0])):

@@ -132,3 +132,13 @@ def interval_label(runs_per_game: Sequence[int], task: str = "game") -> str:
             "not a population interval"
         )
     return text
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a fraction ``k/n`` (95 % by default); ``(nan, nan)`` for ``n = 0``."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

@@ -34,15 +34,15 @@ import pandas as pd
 import yaml
 
 from agents.pipeline.runs import FINAL_FILE, RunResult
+from agents.report.stats import wilson_interval
 from agents.report.tables import md_table
+from agents.studies.exploration_mmc import MMC_SUFFIX, mmc_section
 
 #: Deep Sea pays 1 - move_cost at the treasure and at most 0 elsewhere
 SOLVED_RETURN = 0.5
 #: fewer seeds than this cannot make a size "solved reliably"
 MIN_SEEDS_RELIABLE = 3
 RUN_LOG = "run_log.md"
-#: the suffix of a variant whose DQN mixes the Monte Carlo return into its target (agents.mixed_return)
-MMC_SUFFIX = "-mmc"
 
 
 def count_agreement(path: Path) -> tuple[float, float]:
@@ -162,16 +162,6 @@ def largest_reliable(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a fraction ``k/n`` (95 % by default); ``(nan, nan)`` for ``n = 0``."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
 def pooled(summary: pd.DataFrame) -> pd.DataFrame:
     """Per algorithm and bonus variant: greedy-solved runs pooled over the variant's sizes, beside ``plain`` over
     the same sizes, with Wilson 95 % intervals (sizes differ in difficulty, so this is a count over the grid,
@@ -187,30 +177,6 @@ def pooled(summary: pd.DataFrame) -> pd.DataFrame:
             k, n = int(part.greedy_solved.sum()), int(part.seeds.sum())
             low, high = wilson_interval(k, n)
             row[name] = f"{k}/{n} [{low:.2f}, {high:.2f}]" if n else "-"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def paired_with_twin(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per algorithm and ``<variant>-mmc`` variant: its runs paired with those of ``<variant>`` (no mixed Monte
-    Carlo return) of the same size and seed. Greedy-solved counts of both sides over the pairs, with Wilson 95 %
-    intervals, the discordant pairs (solved with the mixed return only / without it only), and how many runs of
-    each side reached the treasure in training."""
-    rows = []
-    for (algo, variant), group in runs.groupby(["algo", "variant"]):
-        if not variant.endswith(MMC_SUFFIX):
-            continue
-        twin = runs[(runs.algo == algo) & (runs.variant == variant.removesuffix(MMC_SUFFIX))]
-        pairs = group.merge(twin, on=["size", "seed"], suffixes=("", "_twin"))
-        row = {"algo": algo, "variant": variant, "sizes": ", ".join(map(str, sorted(set(pairs["size"])))) or "-"}
-        row["pairs"] = len(pairs)
-        for name, column in (("with", "greedy_solved"), ("without", "greedy_solved_twin")):
-            k, n = int(pairs[column].sum()), len(pairs)
-            low, high = wilson_interval(k, n)
-            row[name] = f"{k}/{n} [{low:.2f}, {high:.2f}]" if n else "-"
-        row["only_with"] = int((pairs.greedy_solved & ~pairs.greedy_solved_twin).sum())
-        row["only_without"] = int((~pairs.greedy_solved & pairs.greedy_solved_twin).sum())
-        row["reached"] = f"{int(pairs.reached.sum())} / {int(pairs.reached_twin.sum())}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -315,26 +281,7 @@ def report(study_dir: str | Path, out_dir: str | Path, episodes_per_size_unit: i
             [[r.algo, r.variant, r.sizes, r.variant_solved, r.plain_solved] for r in pool.itertuples()],
         ),
     ]
-    twins = paired_with_twin(runs)
-    if not twins.empty:
-        md += [
-            "",
-            "## Mixed Monte Carlo return: each `-mmc` variant against the same variant without it",
-            "",
-            f"`<variant>{MMC_SUFFIX}`: DQN's target is `(1 - beta) y_TD + beta R_MC` with beta = 0.1 (Ostrovski et al. "
-            "2017; `agents.mixed_return`), otherwise the variant `<variant>`. Runs paired by size and seed; Wilson "
-            "95 % intervals over the pairs; *only with* / *only without*: pairs that only the run with (without) the "
-            "mixed return solves greedily; *reached*: runs whose training reached the treasure, with / without.",
-            "",
-            md_table(
-                ["algo", "variant", "sizes", "pairs", "greedy solved with", "greedy solved without", "only with",
-                 "only without", "reached (with / without)"],
-                [
-                    [r.algo, r.variant, r.sizes, r.pairs, r.with_, r.without, r.only_with, r.only_without, r.reached]
-                    for r in twins.rename(columns={"with": "with_"}).itertuples()
-                ],
-            ),
-        ]  # fmt: skip
+    md += mmc_section(runs)
     cost = runs.groupby(["algo", "variant"]).agg(
         runs=("seed", "size"),
         sizes=("size", lambda v: ", ".join(map(str, sorted(set(v))))),

@@ -10,7 +10,7 @@ configs share the variant folders. Variants: ``plain`` (the ``exploration:`` blo
 visit count, :class:`agents.exploration.CountReward`, with the config's ``beta``) and ``pc-<norm>`` (the
 config's pseudo-count block with the density model normalized by ``<norm>``); each with the suffix ``-mmc``
 (``plain-mmc``, ``count-mmc``, ``pc-wn-mmc``) is the same with DQN's target mixed with the Monte Carlo return,
-``hyperparams.default.mixed_return`` = :data:`MMC_MIXED_RETURN` (:mod:`agents.mixed_return`; DQN configs only).
+``hyperparams.default.mixed_return`` = ``MMC_MIXED_RETURN`` (:mod:`agents.mixed_return`; DQN configs only).
 Each run trains for ``K x size`` episodes (``K x size^2`` steps, ``K`` = ``--episodes-per-size-unit``), is
 evaluated greedily 8 times, and records its training episodes in ``episodes.json`` (:class:`EpisodeLog`).
 Finished runs are skipped, so the same command resumes a study and a larger ``--sizes`` or another ``--variants``
@@ -35,14 +35,12 @@ from agents.config import ConfigError, ExperimentConfig, load_config
 from agents.exploration import COUNT_INFO_KEY, INFO_KEY
 from agents.pipeline.runs import RunSpec, grid
 from agents.pipeline.sweep import preflight, run_specs
+from agents.studies.exploration_mmc import MMC_MIXED_RETURN, MMC_SUFFIX
 
 PLAIN = "plain"
 COUNT = "count"
 PSEUDOCOUNT_PREFIX = "pc-"
 DEFAULT_VARIANTS = (PLAIN, COUNT, "pc-wn")
-#: a variant with this suffix mixes the Monte Carlo return into DQN's target, with Ostrovski et al.'s weight
-MMC_SUFFIX = "-mmc"
-MMC_MIXED_RETURN = 0.1
 #: what a run records about its training episodes (:class:`EpisodeLog`)
 EPISODES_FILE = "episodes.json"
 #: a sample of (step, exact count, pseudo-count, bonus) of the frames a pseudo-count run saw
