@@ -147,12 +147,14 @@ study-exploration: install
 	$(PY) -m agents study exploration configs/study_exploration.yaml $(ARGS)
 
 # Study 6c: Deep Sea sizes 6-24, DQN and PPO x plain / exact count / PixelCNN pseudo-count, density-norm arm at
-# N = 8; 3 seeds (111 runs, ~85 min on 2 loaded cores)
+# N = 8; 3 seeds (111 runs, ~85 min on 2 loaded cores); then DQN with the mixed Monte Carlo return (-mmc, 30 runs)
 study-exploration-sizes: install
 	$(PY) -m agents study exploration configs/study_exploration_sizes.yaml configs/study_exploration_sizes_ppo.yaml --sizes 6 8 10 12 16 20 --variants plain count $(ARGS)
 	$(PY) -m agents study exploration configs/study_exploration_sizes.yaml configs/study_exploration_sizes_ppo.yaml --sizes 6 8 10 12 --variants pc-wn $(ARGS)
 	$(PY) -m agents study exploration configs/study_exploration_sizes.yaml --sizes 8 --variants pc-none pc-pixel_ln pc-bn $(ARGS)
 	$(PY) -m agents study exploration configs/study_exploration_sizes_ppo.yaml --sizes 24 --variants plain count $(ARGS)
+	$(PY) -m agents study exploration configs/study_exploration_sizes.yaml --sizes 6 8 10 12 --variants pc-wn-mmc plain-mmc $(ARGS)
+	$(PY) -m agents study exploration configs/study_exploration_sizes.yaml --sizes 6 8 --variants count-mmc $(ARGS)
 
 # docs/*.md tables generated from the committed reports (report-docs markers); docs-check fails when one drifted
 # or when a number of docs/results.md has no committed source
