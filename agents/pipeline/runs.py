@@ -18,6 +18,7 @@ an entry of its ``arms`` (a norm plus policy kwargs, under its own label). It wr
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,17 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def run_wall_time(run_dir: str | Path) -> float:
+    """Seconds a finished run took (training and its evaluations: ``wall_time_s`` of its ``final.json``), or NaN.
+
+    :param run_dir: the run directory
+    """
+    try:
+        return float(_read_json(Path(run_dir) / FINAL_FILE)["wall_time_s"])
+    except (KeyError, TypeError, ValueError):
+        return math.nan
 
 
 @dataclass(frozen=True)

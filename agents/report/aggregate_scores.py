@@ -10,7 +10,6 @@ the optimality gap is the distance to the best run seen; it moves when runs are 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agents.pipeline.runs import run_wall_time
 from agents.pipeline.tb_layout import RETURN_CLEAN, RETURN_EVAL_MODE, RETURN_TRAIN_MODE, parse_noise_tag
 from agents.report.aggregate_reference import (
     REFERENCE_DIR,
@@ -80,14 +80,6 @@ def load_finals(run_dirs: Sequence[str | Path], include_unfinished: bool = False
         several = finals.algo.nunique() > 1
         finals["arm"] = (finals.algo + ":" + finals.norm) if several else finals.norm
     return finals, pd.concat(states, ignore_index=True)
-
-
-def run_wall_time(run_path: Path) -> float:
-    """Seconds a finished run took (training and its evaluations: ``wall_time_s`` of its ``final.json``), or NaN."""
-    try:
-        return float(json.loads((run_path / "final.json").read_text())["wall_time_s"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return np.nan
 
 
 def per_run_table(finals: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ statistics.
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -29,6 +29,7 @@ import yaml
 
 from agents.config import ConfigError, ExperimentConfig, load_config
 from agents.pipeline.evaluation import has_batch_statistics
+from agents.pipeline.runs import run_wall_time
 from agents.pipeline.tb_layout import RETURN_CLEAN, ROLLOUT_RETURN
 from agents.report.plots import norm_color, save_figure, seed_curves, subplots
 from agents.report.scalars import final_values, find_runs, load_scalars
@@ -61,9 +62,9 @@ def wall_times(experiment_dirs: Sequence[Path]) -> dict[str, float]:
     times = {}
     for exp in experiment_dirs:
         for run_dir in find_runs(exp) if exp.is_dir() else []:
-            final = run_dir / "final.json"
-            if final.exists():
-                times[f"{exp.name}/{run_dir.relative_to(exp)}"] = float(json.loads(final.read_text())["wall_time_s"])
+            seconds = run_wall_time(run_dir)
+            if not math.isnan(seconds):
+                times[f"{exp.name}/{run_dir.relative_to(exp)}"] = seconds
     return times
 
 
